@@ -1,0 +1,1 @@
+"""Running the firmware core in the MicroPython unix port."""
