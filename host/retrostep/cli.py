@@ -35,7 +35,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <stem>.json per input here.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write <stem>.json per input here."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
 @click.option(
     "--runtime",

@@ -125,7 +125,9 @@ def score_sway(truth: Truth, alerts: list[dict], duration_s: float) -> SwayScore
     alert_t = [a["t"] for a in alerts]
     for ep in truth.sway_episodes:
         window = [
-            k for k, t in enumerate(alert_t) if ep.start - 0.2 <= t <= ep.end + 0.5 and k not in used
+            k
+            for k, t in enumerate(alert_t)
+            if ep.start - 0.2 <= t <= ep.end + 0.5 and k not in used
         ]
         used.update(window)
         if ep.t_over_limit is not None:

@@ -90,7 +90,7 @@ class AnalysisResult:
         bouts = [e for e in self.events if e.kind == ev.BOUT_END]
         walking_s = 0.0
         starts = [e for e in self.events if e.kind == ev.BOUT_START]
-        for s, e in zip(starts, bouts):
+        for s, e in zip(starts, bouts, strict=False):
             walking_s += self.time_of(e.t) - self.time_of(s.t)
         metrics = self.sway_metrics()
         ranges = [m[1] for m in metrics]
