@@ -123,8 +123,12 @@ CONFIRM_STEPS = const(4)  # candidates needed to confirm a bout
 MIN_INTERVAL_MS = const(250)  # faster than 240 steps/min: a double lobe, not a step
 MAX_INTERVAL_MS = const(1600)  # slower than ~38 steps/min: not one bout
 BOUT_GAP_MS = const(2500)  # no step for this long ends the bout
-IRREGULAR_PCT = const(180)  # consecutive intervals differing more than 1.8x: restart
-STRONG_SCORE = const(250)  # a step's own direction score is trusted above this
+IRREGULAR_PCT = const(180)  # same-foot intervals differing more than 1.8x: restart
+STRONG_SCORE = const(450)  # a step's own direction score is trusted above this
+DIR_ACC_MAX = const(3000)  # bound on accumulated direction evidence
+# Weak, mixed evidence (shuffling, turning on the spot) is called forward: that is what
+# people mostly do; steady backward walking gives clearly negative scores.
+FORWARD_PRIOR = const(300)
 
 
 class BoutTracker:
@@ -161,8 +165,15 @@ class BoutTracker:
         elif score <= -STRONG_SCORE:
             d = -1
         else:
-            d = 1 if self.dir_acc >= 0 else -1
-        self.dir_acc = (self.dir_acc >> 1) + score
+            d = 1 if self.dir_acc >= -FORWARD_PRIOR else -1
+        # Evidence accumulates over steps (memory of ~4 steps), so one odd step during a
+        # turn or a stumble does not flip the bout's direction.
+        acc = self.dir_acc - (self.dir_acc >> 2) + score
+        if acc > DIR_ACC_MAX:
+            acc = DIR_ACC_MAX
+        elif acc < -DIR_ACC_MAX:
+            acc = -DIR_ACC_MAX
+        self.dir_acc = acc
         return d
 
     def candidate(self, t, score):
@@ -183,8 +194,10 @@ class BoutTracker:
                 return
             if dt > self.max_iv:
                 n = 0
-            elif n >= 2:
-                prev = self.pend_t[n - 1] - self.pend_t[n - 2]
+            elif n >= 3:
+                # Compare with the interval of the same foot (two steps back): gait may
+                # be asymmetric (long-short-long-short) and still perfectly regular.
+                prev = self.pend_t[n - 2] - self.pend_t[n - 3]
                 if dt * 100 > prev * IRREGULAR_PCT or prev * 100 > dt * IRREGULAR_PCT:
                     # Keep the last candidate as the start of a new run.
                     self.pend_t[0] = self.pend_t[n - 1]
@@ -196,19 +209,25 @@ class BoutTracker:
         if n < CONFIRM_STEPS:
             self.n_pend = n
             return
-        # Confirmed: the bout's direction comes from all its first steps together.
+        # Confirmed: the bout's direction comes from all its first steps together, plus
+        # a fading memory of the previous bout (a pause rarely changes direction).
         self.n_pend = 0
         self.in_bout = 1
         self.bout_steps = 0
-        total = 0
+        total = self.dir_acc >> 1
         for i in range(n):
             total += self.pend_s[i]
         self.dir_acc = total
-        d = 1 if total >= 0 else -1
-        conf = (total if total >= 0 else -total) // n
+        d = 1 if total >= -FORWARD_PRIOR else -1
         self.events.put(BOUT_START, self.pend_t[0], d, 0)
         for i in range(n):
-            self._emit(self.pend_t[i], d, conf)
+            s = self.pend_s[i]
+            if s >= STRONG_SCORE:
+                self._emit(self.pend_t[i], 1, s)
+            elif s <= -STRONG_SCORE:
+                self._emit(self.pend_t[i], -1, -s)
+            else:
+                self._emit(self.pend_t[i], d, s if s >= 0 else -s)
         self.last_t = t
 
     def end_bout(self):

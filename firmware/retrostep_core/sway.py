@@ -4,8 +4,11 @@ Roll deviation ``theta`` is a complementary filter: the gyro's roll rate about t
 horizontal forward axis, integrated, corrected slowly towards the accelerometer's
 lateral tilt (``aml / g``). Both are measured in the baseline frame of
 :mod:`orientation`, so ``theta`` is the lean relative to the wearer's own posture.
-During fast turns the accelerometer term is ignored (centripetal acceleration would
-look like a lean).
+
+Turning is not swaying: people lean into a turn (centripetal acceleration), and a
+large yaw rotation turns any small error of the estimated vertical into an apparent
+roll. While the smoothed yaw rate says "turning", and for a moment after, no alert is
+raised.
 
 Alert state machine: ``|theta|`` beyond the limit for ``min_ms`` while the wearer is
 walking raises one alert; the next needs the lean to come back under 70 % of the limit
@@ -21,7 +24,9 @@ from .events import SWAY_ALERT, SWAY_METRICS
 
 _RAD4_PER_DEG100 = const(17453)  # 1e-4 rad per 0.01 degree, * 10000
 TAU_COMPLEMENTARY_MS = const(1000)
-TURN_RATE_MRAD = const(500)  # above this yaw rate the accelerometer term is ignored
+TURN_RATE_MRAD = const(500)  # smoothed yaw rate above this (~29 deg/s) is a turn
+TAU_TURN_MS = const(400)  # smoothing of the yaw rate: averages out the stride's yaw swing
+TURN_HOLD_MS = const(1500)  # alerts stay off this long after a turn
 REARM_PCT = const(70)
 
 
@@ -37,6 +42,8 @@ class SwayMonitor:
         # Gyro integration: theta16 += w[mrad/s] * kw >> 12 (1e-4 rad * 16 per step).
         self.kw = (16 * 10 * 4096 * 1000 * n + fs_mhz // 2) // fs_mhz
         self.kc = alpha_q16(TAU_COMPLEMENTARY_MS, fs_mhz, n)
+        self.kyaw = alpha_q16(TAU_TURN_MS, fs_mhz, n)
+        self.turn_hold_n = samples_for(TURN_HOLD_MS, fs_mhz, n)
         self.second_len = max(1, samples_for(1000, fs_mhz, n))
         self.set_limit(limit_deg_x100, min_ms, refractory_ms, fs_mhz)
         self.reset()
@@ -58,6 +65,8 @@ class SwayMonitor:
         self.over_sign = 0
         self.armed = 1
         self.refractory = 0
+        self.yaw = 0
+        self.turn_hold = 0
         self.win_n = 0
         self.win_min = 0
         self.win_max = 0
@@ -67,10 +76,15 @@ class SwayMonitor:
     def update(self, t, aml, wroll, wyaw, walking):
         """One filter step. ``t``: input sample index of this step; ``walking``: bool."""
         th = self.theta16 + (wroll * self.kw >> 12)
-        if -TURN_RATE_MRAD < wyaw < TURN_RATE_MRAD:
-            # aml [mm/s^2] / 9807 -> rad; * 1e4 * 16 -> theta16 units.
-            th += (((aml * 16706) >> 10) - th) * self.kc >> 16
+        # aml [mm/s^2] / 9807 -> rad; * 1e4 * 16 -> theta16 units.
+        th += (((aml * 16706) >> 10) - th) * self.kc >> 16
         self.theta16 = th
+        self.yaw += (wyaw - self.yaw) * self.kyaw >> 16
+        if -TURN_RATE_MRAD < self.yaw < TURN_RATE_MRAD:
+            if self.turn_hold > 0:
+                self.turn_hold -= 1
+        else:
+            self.turn_hold = self.turn_hold_n
         theta = th >> 4
         self.theta = theta
 
@@ -85,7 +99,13 @@ class SwayMonitor:
             else:
                 self.over_sign = sign
                 self.over_n = 1
-            if self.over_n >= self.min_n and self.armed and walking and self.refractory == 0:
+            if (
+                self.over_n >= self.min_n
+                and self.armed
+                and walking
+                and self.refractory == 0
+                and self.turn_hold == 0
+            ):
                 self.armed = 0
                 self.refractory = self.refractory_n
                 self.events.put(SWAY_ALERT, t, sign, mag * 573 // 10000)

@@ -1,0 +1,1 @@
+"""Benchmark tooling: fetches public recordings at run time and scores the gait pipeline."""
