@@ -179,7 +179,8 @@ def accuracy_section(title: str, totals: Totals, run: dict | None, note: str = "
         f"{totals.sway.walking_minutes:.1f} min of walking.",
         f"- Steps reported in traces with no walking at all: {totals.false_steps_without_walking}.",
         "",
-        "| trace | s | true steps | detected | F1 | direction | alerts over / episodes | false alerts |",
+        "| trace | s | true steps | detected | F1 | direction | alerted / episodes over "
+        "limit | false alerts |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in totals.cases:
@@ -220,8 +221,9 @@ def cost_section(trace_for_rate) -> list[str]:
         run_cpython(tr)
         cp = (time.perf_counter() - t0) / len(tr.t) * 1e6
         lines.append(
-            f"| {fs} | {float(vals['us_per_sample']):.2f} | {float(vals['loop_us_per_sample']):.2f} "
-            f"| {cp:.2f} | {float(vals['alloc_per_sample']):.3f} | {vals['state_bytes']} |"
+            f"| {fs} | {float(vals['us_per_sample']):.2f} "
+            f"| {float(vals['loop_us_per_sample']):.2f} | {cp:.2f} "
+            f"| {float(vals['alloc_per_sample']):.3f} | {vals['state_bytes']} |"
         )
     lines += [
         "",
