@@ -10,7 +10,7 @@ baseline posture); from it the frame is built:
 
 Each filter step projects the sample on that frame: vertical dynamic acceleration
 ``av`` (gravity removed), anteroposterior ``aap``, mediolateral ``aml`` (mm/s^2), and
-the roll rate about ``f`` and yaw rate about ``u`` (mrad/s).
+the roll, pitch and yaw rates about ``f``, ``l`` and ``u`` (mrad/s).
 
 Fixed point: unit vectors in Q14 (16384 = 1.0); gravity low-pass in mm/s^2 * 16.
 """
@@ -59,6 +59,7 @@ class Orientation:
         self.aap = 0
         self.aml = 0
         self.wroll = 0
+        self.wpitch = 0
         self.wyaw = 0
 
     @micropython.native
@@ -90,6 +91,7 @@ class Orientation:
         self.aap = (ax * fx + ay * fy + az * fz) >> 14
         self.aml = (ax * self.lx + ay * self.ly + az * self.lz) >> 14
         self.wroll = (wx * fx + wy * fy + wz * fz) >> 14
+        self.wpitch = (wx * self.lx + wy * self.ly + wz * self.lz) >> 14
         self.wyaw = (wx * ux + wy * uy + wz * uz) >> 14
 
     def refresh_frame(self):

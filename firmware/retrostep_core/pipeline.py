@@ -118,7 +118,7 @@ class GaitPipeline:
         if found:
             bouts.candidate(det.cand_t, self.direction.close_step())
         bouts.tick(t)
-        self.sway.update(t, o.aml, o.wroll, o.wyaw, bouts.walking)
+        self.sway.update(t, o.aml, o.wroll, o.wpitch, o.wyaw, bouts.walking_at(t))
 
     @property
     def steps_forward(self):

@@ -3,7 +3,8 @@
 :class:`StepDetector` band-passes vertical (and anteroposterior) acceleration and
 finds one positive lobe of vertical acceleration per step: at the waist, vertical
 acceleration peaks just after a foot lands, when the body is lowest. The lobe's peak
-(refined by parabolic interpolation) minus a constant lead gives the initial contact.
+(refined by parabolic interpolation) minus a lead proportional to the recent step
+duration gives the initial contact.
 An adaptive threshold follows the wearer's own step amplitude.
 
 :class:`BoutTracker` turns candidates into counted steps. A bout is confirmed by a few
@@ -26,7 +27,12 @@ TAU_ENV_MS = const(4000)  # decay of the step-amplitude envelope between steps
 FLOOR_MM = const(350)  # no lobe below 0.35 m/s^2: quiet standing, breathing, noise
 THRESH_PCT = const(30)  # lobe threshold: 30 % of the recent step amplitude
 MAX_LOBE_MS = const(1200)  # a longer "lobe" is a posture change, not a step
-IC_LEAD_MS = const(100)  # contact precedes the smoothed vertical peak by this much
+# Contact precedes the smoothed vertical peak (the body is lowest in double support,
+# which lasts longer in slow gait) by about this share of the step duration.
+IC_LEAD_PCT = const(13)
+STEP_DEFAULT_MS = const(600)  # step duration assumed until two lobes have been seen
+STEP_MIN_MS = const(300)
+STEP_MAX_MS = const(1400)
 
 
 class StepDetector:
@@ -38,7 +44,9 @@ class StepDetector:
         self.k_lp = alpha_q16(TAU_LP_MS, fs_mhz, n)
         self.k_env = alpha_q16(TAU_ENV_MS, fs_mhz, n)
         self.max_lobe = samples_for(MAX_LOBE_MS, fs_mhz, n)
-        self.ic_lead = samples_for(IC_LEAD_MS, fs_mhz)
+        self.step_default = samples_for(STEP_DEFAULT_MS, fs_mhz)
+        self.step_min = samples_for(STEP_MIN_MS, fs_mhz)
+        self.step_max = samples_for(STEP_MAX_MS, fs_mhz)
         self.reset()
 
     def reset(self):
@@ -55,6 +63,8 @@ class StepDetector:
         self.pk_before = 0
         self.pk_after = 0
         self.pk_after_set = 0
+        self.step_len = self.step_default  # recent step duration, input samples
+        self.last_pk_t = -1000000
         # Last candidate.
         self.cand_t = 0
         self.cand_amp = 0
@@ -112,7 +122,11 @@ class StepDetector:
         den = b - 2 * pk + a
         if den < 0:
             t += (b - a) * self.n // (2 * den)
-        self.cand_t = t - self.ic_lead
+        iv = t - self.last_pk_t
+        self.last_pk_t = t
+        if self.step_min <= iv <= self.step_max:
+            self.step_len += (iv - self.step_len) >> 2
+        self.cand_t = t - self.step_len * IC_LEAD_PCT // 100
         self.cand_amp = pk
         # Envelope follows the step amplitude (fast rise, slow decay).
         self.env += ((pk << 4) - self.env) >> 1
@@ -123,6 +137,7 @@ CONFIRM_STEPS = const(4)  # candidates needed to confirm a bout
 MIN_INTERVAL_MS = const(250)  # faster than 240 steps/min: a double lobe, not a step
 MAX_INTERVAL_MS = const(1600)  # slower than ~38 steps/min: not one bout
 BOUT_GAP_MS = const(2500)  # no step for this long ends the bout
+RECENT_STEP_MS = const(2000)  # "walking now": a counted step (contact) this recent
 IRREGULAR_PCT = const(180)  # same-foot intervals differing more than 1.8x: restart
 STRONG_SCORE = const(450)  # a step's own direction score is trusted above this
 DIR_ACC_MAX = const(3000)  # bound on accumulated direction evidence
@@ -137,6 +152,7 @@ class BoutTracker:
         self.min_iv = samples_for(MIN_INTERVAL_MS, fs_mhz)
         self.max_iv = samples_for(MAX_INTERVAL_MS, fs_mhz)
         self.gap = samples_for(BOUT_GAP_MS, fs_mhz)
+        self.recent = samples_for(RECENT_STEP_MS, fs_mhz)
         self.pend_t = array("i", [0] * CONFIRM_STEPS)
         self.pend_s = array("i", [0] * CONFIRM_STEPS)
         self.reset()
@@ -241,6 +257,6 @@ class BoutTracker:
         elif self.n_pend and t - self.pend_t[self.n_pend - 1] > self.max_iv + self.max_iv:
             self.n_pend = 0
 
-    @property
-    def walking(self):
-        return self.in_bout or self.n_pend >= 2
+    def walking_at(self, t):
+        """In a confirmed bout with a step in the last couple of seconds."""
+        return self.in_bout and t - self.last_t <= self.recent

@@ -7,8 +7,8 @@ lateral tilt (``aml / g``). Both are measured in the baseline frame of
 
 Turning is not swaying: people lean into a turn (centripetal acceleration), and a
 large yaw rotation turns any small error of the estimated vertical into an apparent
-roll. While the smoothed yaw rate says "turning", and for a moment after, no alert is
-raised.
+roll. Sitting down or bending is not swaying either (a fast, sustained pitch). While
+the smoothed yaw or pitch rate says so, and for a moment after, no alert is raised.
 
 Alert state machine: ``|theta|`` beyond the limit for ``min_ms`` while the wearer is
 walking raises one alert; the next needs the lean to come back under 70 % of the limit
@@ -26,7 +26,8 @@ _RAD4_PER_DEG100 = const(17453)  # 1e-4 rad per 0.01 degree, * 10000
 TAU_COMPLEMENTARY_MS = const(1000)
 TURN_RATE_MRAD = const(500)  # smoothed yaw rate above this (~29 deg/s) is a turn
 TAU_TURN_MS = const(400)  # smoothing of the yaw rate: averages out the stride's yaw swing
-TURN_HOLD_MS = const(1500)  # alerts stay off this long after a turn
+TURN_HOLD_MS = const(1500)  # alerts stay off this long after a turn / posture change
+PITCH_RATE_MRAD = const(350)  # smoothed pitch rate above this (~20 deg/s): posture change
 REARM_PCT = const(70)
 
 
@@ -66,6 +67,7 @@ class SwayMonitor:
         self.armed = 1
         self.refractory = 0
         self.yaw = 0
+        self.pitch = 0
         self.turn_hold = 0
         self.win_n = 0
         self.win_min = 0
@@ -73,14 +75,18 @@ class SwayMonitor:
         self.win_sq = 0
 
     @micropython.native
-    def update(self, t, aml, wroll, wyaw, walking):
+    def update(self, t, aml, wroll, wpitch, wyaw, walking):
         """One filter step. ``t``: input sample index of this step; ``walking``: bool."""
         th = self.theta16 + (wroll * self.kw >> 12)
         # aml [mm/s^2] / 9807 -> rad; * 1e4 * 16 -> theta16 units.
         th += (((aml * 16706) >> 10) - th) * self.kc >> 16
         self.theta16 = th
         self.yaw += (wyaw - self.yaw) * self.kyaw >> 16
-        if -TURN_RATE_MRAD < self.yaw < TURN_RATE_MRAD:
+        self.pitch += (wpitch - self.pitch) * self.kyaw >> 16
+        if (
+            -TURN_RATE_MRAD < self.yaw < TURN_RATE_MRAD
+            and -PITCH_RATE_MRAD < self.pitch < PITCH_RATE_MRAD
+        ):
             if self.turn_hold > 0:
                 self.turn_hold -= 1
         else:
