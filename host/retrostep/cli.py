@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import RetrostepError
+from .errors import RetrostepError, UsageProblem
 
 
 def _warn(msg: str) -> None:
@@ -49,7 +50,17 @@ def main() -> None:
 @click.option("--sway-limit", type=click.FloatRange(1, 45), default=10.0, show_default=True,
               help="Sway alert limit in degrees.")
 def analyze(traces, out_dir, as_json, runtime, sway_limit):
-    """Run the firmware gait pipeline on recorded traces (trace format v1)."""
+    """Run the firmware gait pipeline on recorded traces (trace format v1).
+
+    \b
+    --json prints, for one input, one object:
+      {"steps": [...], "sway_alerts": [...], "summary": {...}}
+    and for several inputs a list of such objects, each with an added
+    "source": <path> key (in input order; unreadable inputs are left out).
+
+    An unreadable trace is reported on stderr as one "Error: <file>:<line>: ..." line;
+    the other traces are still analyzed and the exit code is 2.
+    """
     from .analyze import analyze_traces, human_summary, load_traces, write_outputs
     from .pipeline_io import PipelineConfig
     from .trace import trace_stem
@@ -62,13 +73,145 @@ def analyze(traces, out_dir, as_json, runtime, sway_limit):
         for path in write_outputs(results, Path(out_dir)):
             click.echo(str(path), err=not as_json)
     elif as_json:
-        docs = [r.to_json() for r in results]
-        click.echo(json.dumps(docs[0] if len(docs) == 1 and not errors else docs, indent=1))
+        if len(traces) > 1:
+            click.echo(json.dumps([{"source": r.source, **r.to_json()} for r in results], indent=1))
+        elif results:
+            click.echo(json.dumps(results[0].to_json(), indent=1))
     if not as_json or out_dir:
+        # With --json, stdout carries only machine-readable output (paths or JSON).
         for r in results:
-            click.echo(human_summary(trace_stem(r.source), r))
+            click.echo(human_summary(trace_stem(r.source), r), err=as_json)
     if errors:
         sys.exit(2)
+
+
+# --------------------------------------------------------------------------- synth
+
+
+def _segment_duration(seg: dict) -> float:
+    """Planned duration of a synth segment in s (turns estimated as the synthesizer does)."""
+    act = seg.get("activity")
+    if "duration" in seg:
+        return float(seg["duration"])
+    if act == "turn":
+        return min(max(0.8 + abs(float(seg.get("angle_deg", 90.0))) / 90.0 * 0.8, 1.0), 3.0) + 1.1
+    if act == "turn_in_place":
+        return 3.5
+    return {"stand": 5.0, "sit": 20.0, "walk": 30.0}.get(act, 10.0)
+
+
+def describe_case(kwargs: dict) -> str:
+    """One line about a benchmark case: rate, wearer, duration and what happens."""
+    segs = kwargs["segments"]
+    walk = {"forward": 0.0, "backward": 0.0}
+    counts: dict[str, int] = {}
+    n_sway = 0
+    for seg in segs:
+        act = seg["activity"]
+        if act == "walk":
+            walk[seg.get("direction", "forward")] += _segment_duration(seg)
+            n_sway += len(seg.get("sway", []))
+            if seg.get("treadmill"):
+                counts["treadmill"] = 1
+        elif act in ("turn", "turn_in_place", "sit", "fidget"):
+            counts[act] = counts.get(act, 0) + 1
+    parts = [f"{d[0]}wd {s:.0f} s" for d, s in walk.items() if s]
+    labels = {"turn": "turn(s)", "turn_in_place": "turn(s) in place", "sit": "sit(s)",
+              "fidget": "fidgeting bout(s)"}  # fmt: skip
+    parts += [a if a == "treadmill" else f"{n} {labels[a]}" for a, n in counts.items()]
+    if n_sway:
+        parts.append(f"{n_sway} sway episode(s)")
+    duration = sum(_segment_duration(s) for s in segs)
+    person = f"{kwargs.get('person_kind', 'adult')} {kwargs.get('person_seed', 1)}"
+    what = ", ".join(parts) if parts else "no walking"
+    return f"{kwargs['fs_hz']:>3g} Hz  {person:<9} ~{duration:>3.0f} s  {what}"
+
+
+def _select_cases(names: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """The suite cases named (all when none), in the order asked; unknown -> UsageProblem."""
+    import difflib
+
+    from .synth import benchmark_suite
+
+    suite = dict(benchmark_suite())
+    if not names:
+        return list(suite.items())
+    for name in names:
+        if name not in suite:
+            close = difflib.get_close_matches(name, suite, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageProblem(
+                f"unknown benchmark case {name!r} ({hint}'retrostep synth --list' shows them)"
+            )
+    return [(n, suite[n]) for n in dict.fromkeys(names)]
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Directory for <name>.csv.gz and <name>.truth.json.")
+@click.option("--case", "cases", multiple=True, metavar="NAME",
+              help="Only this benchmark case (repeatable). Default: the whole suite.")
+@click.option("--list", "list_only", is_flag=True, help="List the cases and exit.")
+def synth(out_dir, cases, list_only):
+    """Write the synthetic benchmark suite (or some of its cases) as traces.
+
+    Each case becomes <name>.csv.gz (trace v1) and <name>.truth.json (ground truth).
+    The trace paths are printed on stdout, one a line, so they can be passed on:
+
+    \b
+      retrostep analyze $(retrostep synth --out traces/ --case bwd_normal_A1)
+    """
+    selected = _select_cases(cases)
+    if list_only:
+        width = max(len(n) for n, _ in selected)
+        for name, kwargs in selected:
+            click.echo(f"{name:<{width}}  {describe_case(kwargs)}")
+        return
+    if not out_dir:
+        raise click.UsageError("--out DIR is required (or use --list)")
+    from .synth import write_suite
+
+    out = Path(out_dir)
+    names = [n for n, _ in selected]
+    paths: list[Path] = []
+    progress = click.progressbar(
+        names,
+        label="synthesizing",
+        file=sys.stderr,
+        item_show_func=lambda n: n or "",
+    )
+    with progress if sys.stderr.isatty() else nullcontext(names) as bar:
+        for name in bar:
+            paths += write_suite(out, names=[name])
+    for path in paths:
+        click.echo(str(path))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/demo",
+              show_default=True, help="Where the synthesized sessions are written.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["micropython", "cpython"]),
+    default="micropython",
+    show_default=True,
+    help="Run the gait engine inside the MicroPython unix port (as on the device) or here.",
+)
+def demo(out_dir, runtime):
+    """Synthesize three sessions, run the firmware gait engine on them, show the result.
+
+    An interval program, a daily-life mix of an older adult and a seated session with
+    fidgeting; for each: the summary, the first events and the accuracy against the
+    synthesizer's ground truth.
+    """
+    from .demo import render, run_demo
+
+    outcomes = run_demo(Path(out_dir), runtime)
+    for line in render(outcomes, runtime):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@ class TraceError(RetrostepError):
     exit_code = 2
 
 
+class UsageProblem(RetrostepError):
+    """A command-line request that cannot be met as given (exit code 2, like click's)."""
+
+    exit_code = 2
+
+
 class RuntimeUnavailable(RetrostepError):
     """The requested pipeline runtime (e.g. the MicroPython unix port) cannot be started."""
 
