@@ -51,9 +51,13 @@ class Totals:
         return sum(c.steps.n_detected for c in self.cases if c.steps.n_true == 0)
 
     @property
-    def sway_recall(self) -> float:
+    def sway_recall(self) -> float | None:
         s = self.sway
-        return s.alerted_over / s.episodes_over if s.episodes_over else 1.0
+        return s.alerted_over / s.episodes_over if s.episodes_over else None
+
+    @property
+    def mild_alerts(self) -> int | None:
+        return self.sway.alerted_mild if self.sway.episodes_mild else None
 
     @property
     def false_alerts_per_min(self) -> float:

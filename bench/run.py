@@ -112,7 +112,7 @@ def _values(t: Totals) -> dict:
         "dir": t.steps.direction_accuracy,
         "recall": t.sway_recall,
         "lat50": t.latency(50),
-        "mild": t.sway.alerted_mild,
+        "mild": t.mild_alerts,
         "fa": t.false_alerts_per_min,
     }
 
@@ -217,9 +217,12 @@ def cost_section(trace_for_rate) -> list[str]:
                 capture_output=True, text=True, env=micropython_env(), check=True,
             ).stdout  # fmt: skip
         vals = dict(line.split(None, 1) for line in out.strip().splitlines())
-        t0 = time.perf_counter()
-        run_cpython(tr)
-        cp = (time.perf_counter() - t0) / len(tr.t) * 1e6
+        best = float("inf")
+        for _ in range(3):  # best of three: the machine is shared
+            t0 = time.perf_counter()
+            run_cpython(tr)
+            best = min(best, time.perf_counter() - t0)
+        cp = best / len(tr.t) * 1e6
         lines.append(
             f"| {fs} | {float(vals['us_per_sample']):.2f} "
             f"| {float(vals['loop_us_per_sample']):.2f} | {cp:.2f} "
@@ -312,6 +315,21 @@ def real_section(cache: Path) -> list[str]:
         if truth is not None:
             cases.append((Path(p).name.split(".")[0], tr, truth))
     totals, run = evaluate(cases)
+    groups = []
+    for label, key in (
+        ("straight walks (Test5)", "_Test5_"),
+        ("daily activities (Test11)", "_Test11_"),
+    ):
+        sub = Totals()
+        for c in totals.cases:
+            if key in c.name:
+                sub.add(c)
+        s = sub.steps
+        groups.append(
+            f"- {label}: {s.n_true} true steps, {s.n_detected} detected, F1 {s.f1:.3f}, "
+            f"count error {100 * sub.pooled_count_error:.1f} %, direction "
+            f"{100 * s.direction_accuracy:.1f} %, {sub.sway.false_alerts} sway alerts."
+        )
     note = (
         "Healthy adults (HA) and a person with multiple sclerosis (MS); McRoberts sensor on "
         "the lower back, 100 Hz; reference initial contacts from the INDIP system. Test5 is "
@@ -321,7 +339,7 @@ def real_section(cache: Path) -> list[str]:
         "recordings were used during development to check the physical assumptions (see "
         "docs/gait-engine.md), so they are not a held-out test set."
     )
-    return accuracy_section(title, totals, run, note)
+    return accuracy_section(title, totals, run, note + "\n\n" + "\n".join(groups))
 
 
 if __name__ == "__main__":

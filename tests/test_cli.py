@@ -304,3 +304,35 @@ def test_demo_runs_in_micropython_by_default(tmp_path):
 )
 def test_clock(seconds, text):
     assert clock(seconds) == text
+
+
+def _walk_trace(path, fs):
+    from retrostep import synth
+    from retrostep.trace import write_trace
+
+    person = synth.make_person(3)
+    trace, truth = synth.synthesize(
+        [{"activity": "stand", "duration": 3}, {"activity": "walk", "duration": 20}],
+        person,
+        fs_hz=fs,
+        seed=1,
+    )
+    write_trace(path, trace)
+    return truth
+
+
+def test_fast_recording_is_resampled_with_a_note(tmp_path):
+    truth = _walk_trace(tmp_path / "fast.csv", 400)
+    res = CliRunner().invoke(main, ["analyze", str(tmp_path / "fast.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert abs(len(doc["steps"]) - len(truth.steps)) <= 2
+    assert "resampled from 400 Hz to 100 Hz" in res.stderr
+
+
+def test_too_slow_recording_is_refused_cleanly(tmp_path):
+    _walk_trace(tmp_path / "slow.csv", 20)
+    res = CliRunner().invoke(main, ["analyze", str(tmp_path / "slow.csv")])
+    assert res.exit_code == 2
+    assert "slow.csv" in res.stderr and "below the 25 Hz" in res.stderr
+    assert "Traceback" not in res.output + res.stderr

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import RetrostepError
+import numpy as np
+
+from .errors import RetrostepError, TraceError
 from .pipeline_io import AnalysisResult, PipelineConfig, run_cpython
 from .trace import Trace, read_trace, trace_stem
 
 RUNTIMES = ("cpython", "micropython")
+MIN_RATE_HZ = 25.0
+MAX_RATE_HZ = 200.0
 
 
 def analyze_traces(
@@ -30,10 +34,32 @@ def load_traces(paths: list[str], log) -> tuple[list[Trace], list[str]]:
     traces, errors = [], []
     for p in paths:
         try:
-            traces.append(read_trace(p, log=log))
+            traces.append(fit_rate(read_trace(p, log=log), log))
         except RetrostepError as e:
             errors.append(str(e))
     return traces, errors
+
+
+def fit_rate(trace: Trace, log) -> Trace:
+    """The engine takes 25-200 Hz. Faster recordings are decimated to 100 Hz (logged);
+    slower ones are refused: steps would be undersampled, not recoverable."""
+    fs = trace.fs_hz
+    if fs < MIN_RATE_HZ:
+        raise TraceError(
+            f"{trace.path}: fs_hz={fs:g} is below the {MIN_RATE_HZ:g} Hz the gait engine needs"
+        )
+    if fs <= MAX_RATE_HZ:
+        return trace
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(100.0 / fs).limit_denominator(1000)
+    imu = resample_poly(trace.imu, ratio.numerator, ratio.denominator, axis=0)
+    new_fs = fs * ratio.numerator / ratio.denominator
+    t = trace.t[0] + np.arange(len(imu)) / new_fs
+    log(f"{trace.path}: resampled from {fs:g} Hz to {new_fs:g} Hz for the gait engine")
+    return Trace(t=t, imu=imu, fs_hz=new_fs, meta=dict(trace.meta), path=trace.path)
 
 
 def human_summary(name: str, res: AnalysisResult) -> str:
