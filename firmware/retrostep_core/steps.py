@@ -24,7 +24,7 @@ from .events import BOUT_END, BOUT_START, STEP
 TAU_HP_MS = const(600)  # removes gravity leakage and posture drift (~0.27 Hz)
 TAU_LP_MS = const(45)  # smooths heel-strike transients (~3.5 Hz)
 TAU_ENV_MS = const(4000)  # decay of the step-amplitude envelope between steps
-FLOOR_MM = const(350)  # no lobe below 0.35 m/s^2: quiet standing, breathing, noise
+FLOOR_MM = const(250)  # no lobe below 0.25 m/s^2: quiet standing, breathing, noise
 THRESH_PCT = const(30)  # lobe threshold: 30 % of the recent step amplitude
 MAX_LOBE_MS = const(1200)  # a longer "lobe" is a posture change, not a step
 # Contact precedes the smoothed vertical peak (the body is lowest in double support,
