@@ -24,7 +24,7 @@ from .events import SWAY_ALERT, SWAY_METRICS
 
 _RAD4_PER_DEG100 = const(17453)  # 1e-4 rad per 0.01 degree, * 10000
 TAU_COMPLEMENTARY_MS = const(1000)
-TURN_RATE_MRAD = const(500)  # smoothed yaw rate above this (~29 deg/s) is a turn
+TURN_RATE_MRAD = const(700)  # smoothed yaw rate above this (~40 deg/s) is a turn
 TAU_TURN_MS = const(400)  # smoothing of the yaw rate: averages out the stride's yaw swing
 TURN_HOLD_MS = const(1500)  # alerts stay off this long after a turn / posture change
 PITCH_RATE_MRAD = const(350)  # smoothed pitch rate above this (~20 deg/s): posture change
