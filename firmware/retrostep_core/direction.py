@@ -21,9 +21,10 @@ circulation ``C / (|v| |a|)`` in -1000..1000 is the per-step direction score.
 
 import micropython
 
-from .compat import alpha_q16, const, isqrt
+from .compat import alpha_q16, const, isqrt, samples_for
 
 TAU_LEAK_MS = const(400)  # velocity high-pass: drift and bias never accumulate
+STALE_MS = const(2000)  # no step for this long: the sums start afresh
 
 
 class DirectionFeature:
@@ -31,6 +32,7 @@ class DirectionFeature:
         # v += a * dt (mm/s * 8 units) ; leak with tau.
         self.kdt = (8 * 65536 * 1000 * n + fs_mhz // 2) // fs_mhz
         self.kleak = alpha_q16(TAU_LEAK_MS, fs_mhz, n)
+        self.max_n = samples_for(STALE_MS, fs_mhz, n)
         self.reset()
 
     def reset(self):
@@ -39,6 +41,7 @@ class DirectionFeature:
         self.c = 0
         self.ea = 0
         self.ev = 0
+        self.n = 0
         self.score = 0
 
     @micropython.native
@@ -51,6 +54,12 @@ class DirectionFeature:
         self.vap = vap
         self.vv = vv
         # Scaled down to keep the per-step sums within a 31-bit small int.
+        self.n += 1
+        if self.n > self.max_n:  # a long pause: its motion says nothing of the next step
+            self.n = 0
+            self.c = 0
+            self.ea = 0
+            self.ev = 0
         self.c += (vap * av - vv * aap) >> 10
         self.ea += (aap * aap + av * av) >> 10
         self.ev += (vap * vap + vv * vv) >> 10
@@ -66,6 +75,7 @@ class DirectionFeature:
             elif s < -1000:
                 s = -1000
         self.score = s
+        self.n = 0
         self.c = 0
         self.ea = 0
         self.ev = 0

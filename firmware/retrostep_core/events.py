@@ -15,7 +15,7 @@ STEP = const(1)  # a = +1 forward / -1 backward, b = direction confidence 0..100
 SWAY_ALERT = const(2)  # a = +1 right / -1 left, b = roll deviation in 0.1 degree
 # t = end of the ~1 s window, a = roll range 0.1 deg, b = RMS roll rate 0.1 deg/s
 SWAY_METRICS = const(3)
-BOUT_START = const(4)  # t = contact time of the bout's first step
+BOUT_START = const(4)  # t = contact time of the bout's first step, a = +1/-1 direction
 BOUT_END = const(5)  # t = contact time of the bout's last step, a = steps in the bout
 
 KIND_NAMES = {
@@ -61,3 +61,4 @@ class EventQueue:
     def clear(self):
         self.head = 0
         self.count = 0
+        self.dropped = 0

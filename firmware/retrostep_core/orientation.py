@@ -73,9 +73,11 @@ class Orientation:
             self.refresh_in = 1
         elif not self.frozen:
             k = self.k_warm if self.n < self.warmup else self.k_slow
-            self.gx += ((ax << 4) - self.gx) * k >> 16
-            self.gy += ((ay << 4) - self.gy) * k >> 16
-            self.gz += ((az << 4) - self.gz) * k >> 16
+            # (x - g/16) * k >> 12 == ((x << 4) - g) * k >> 16 to within one unit, with
+            # products below 2**30 for accelerations up to 8 g.
+            self.gx += (ax - (self.gx >> 4)) * k >> 12
+            self.gy += (ay - (self.gy >> 4)) * k >> 12
+            self.gz += (az - (self.gz >> 4)) * k >> 12
         self.n += 1
         self.refresh_in -= 1
         if self.refresh_in <= 0:

@@ -41,7 +41,7 @@ class StepDetector:
     def __init__(self, fs_mhz, n):
         self.n = n
         self.k_hp = alpha_q16(TAU_HP_MS, fs_mhz, n)
-        self.k_lp = alpha_q16(TAU_LP_MS, fs_mhz, n)
+        self.k_lp12 = alpha_q16(TAU_LP_MS, fs_mhz, n) >> 4  # Q12
         self.k_env = alpha_q16(TAU_ENV_MS, fs_mhz, n)
         self.max_lobe = samples_for(MAX_LOBE_MS, fs_mhz, n)
         self.step_default = samples_for(STEP_DEFAULT_MS, fs_mhz)
@@ -57,6 +57,7 @@ class StepDetector:
         self.prev = 0  # sv one step ago
         self.env = 0  # recent step amplitude, mm/s^2 * 16
         self.in_lobe = 0
+        self.wait_low = 0  # after an over-long lobe: no new lobe until the signal drops
         self.lobe_len = 0
         self.pk = 0
         self.pk_t = 0
@@ -75,19 +76,23 @@ class StepDetector:
 
         Returns 1 when a lobe has just closed (``cand_t``, ``cand_amp`` are set).
         """
-        self.mv += ((av << 4) - self.mv) * self.k_hp >> 16
-        self.map += ((aap << 4) - self.map) * self.k_hp >> 16
+        # Products stay below 2**30 (ESP32 small ints) up to about 8 g.
         hv = av - (self.mv >> 4)
         hap = aap - (self.map >> 4)
-        sv = self.sv + ((hv - self.sv) * self.k_lp >> 16)
+        self.mv += hv * self.k_hp >> 12
+        self.map += hap * self.k_hp >> 12
+        sv = self.sv + ((hv - self.sv) * self.k_lp12 >> 12)
         self.sv = sv
-        self.sap += (hap - self.sap) * self.k_lp >> 16
+        self.sap += (hap - self.sap) * self.k_lp12 >> 12
         self.env -= self.env * self.k_env >> 16
         thr = self.env * THRESH_PCT // 1600
         if thr < FLOOR_MM:
             thr = FLOOR_MM
         found = 0
-        if not self.in_lobe:
+        if self.wait_low:
+            if sv < (thr >> 2):
+                self.wait_low = 0
+        elif not self.in_lobe:
             if sv > thr:
                 self.in_lobe = 1
                 self.lobe_len = 0
@@ -108,8 +113,9 @@ class StepDetector:
             if sv < (thr >> 2):
                 self.in_lobe = 0
                 found = self.close_lobe()
-            elif self.lobe_len > self.max_lobe:
+            elif self.lobe_len >= self.max_lobe:
                 self.in_lobe = 0
+                self.wait_low = 1
         self.prev = sv
         return found
 
@@ -137,6 +143,7 @@ CONFIRM_STEPS = const(4)  # candidates needed to confirm a bout
 MIN_INTERVAL_MS = const(250)  # faster than 240 steps/min: a double lobe, not a step
 MAX_INTERVAL_MS = const(1600)  # slower than ~38 steps/min: not one bout
 BOUT_GAP_MS = const(2500)  # no step for this long ends the bout
+CARRY_MS = const(10000)  # a bout's direction evidence is remembered this long after it
 RECENT_STEP_MS = const(2000)  # "walking now": a counted step (contact) this recent
 IRREGULAR_PCT = const(180)  # same-foot intervals differing more than 1.8x: restart
 STRONG_SCORE = const(450)  # a step's own direction score is trusted above this
@@ -153,6 +160,7 @@ class BoutTracker:
         self.max_iv = samples_for(MAX_INTERVAL_MS, fs_mhz)
         self.gap = samples_for(BOUT_GAP_MS, fs_mhz)
         self.recent = samples_for(RECENT_STEP_MS, fs_mhz)
+        self.carry = samples_for(CARRY_MS, fs_mhz)
         self.pend_t = array("i", [0] * CONFIRM_STEPS)
         self.pend_s = array("i", [0] * CONFIRM_STEPS)
         self.reset()
@@ -230,9 +238,15 @@ class BoutTracker:
         self.n_pend = 0
         self.in_bout = 1
         self.bout_steps = 0
-        total = self.dir_acc >> 1
+        total = 0
+        if self.pend_t[0] - self.last_t <= self.carry:
+            total = self.dir_acc >> 1
         for i in range(n):
             total += self.pend_s[i]
+        if total > DIR_ACC_MAX:
+            total = DIR_ACC_MAX
+        elif total < -DIR_ACC_MAX:
+            total = -DIR_ACC_MAX
         self.dir_acc = total
         d = 1 if total >= -FORWARD_PRIOR else -1
         self.events.put(BOUT_START, self.pend_t[0], d, 0)

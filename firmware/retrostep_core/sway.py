@@ -29,6 +29,7 @@ TAU_TURN_MS = const(400)  # smoothing of the yaw rate: averages out the stride's
 TURN_HOLD_MS = const(1500)  # alerts stay off this long after a turn / posture change
 PITCH_RATE_MRAD = const(350)  # smoothed pitch rate above this (~20 deg/s): posture change
 REARM_PCT = const(70)
+MAX_FREEZE_MS = const(10000)  # a lean held longer than this becomes the new baseline
 
 
 def _deg_to_rad4(deg_x100):
@@ -40,11 +41,12 @@ class SwayMonitor:
     def __init__(self, fs_mhz, n, events, limit_deg_x100=1000, min_ms=200, refractory_ms=3000):
         self.events = events
         self.n = n
-        # Gyro integration: theta16 += w[mrad/s] * kw >> 12 (1e-4 rad * 16 per step).
-        self.kw = (16 * 10 * 4096 * 1000 * n + fs_mhz // 2) // fs_mhz
+        # Gyro integration: theta16 += w[mrad/s] * kw >> 10 (1e-4 rad * 16 per step).
+        self.kw = (16 * 10 * 1024 * 1000 * n + fs_mhz // 2) // fs_mhz
         self.kc = alpha_q16(TAU_COMPLEMENTARY_MS, fs_mhz, n)
         self.kyaw = alpha_q16(TAU_TURN_MS, fs_mhz, n)
         self.turn_hold_n = samples_for(TURN_HOLD_MS, fs_mhz, n)
+        self.max_freeze_n = samples_for(MAX_FREEZE_MS, fs_mhz, n)
         self.second_len = max(1, samples_for(1000, fs_mhz, n))
         self.set_limit(limit_deg_x100, min_ms, refractory_ms, fs_mhz)
         self.reset()
@@ -68,6 +70,7 @@ class SwayMonitor:
         self.refractory = 0
         self.yaw = 0
         self.pitch = 0
+        self.lean_n = 0
         self.turn_hold = 0
         self.win_n = 0
         self.win_min = 0
@@ -77,9 +80,9 @@ class SwayMonitor:
     @micropython.native
     def update(self, t, aml, wroll, wpitch, wyaw, walking):
         """One filter step. ``t``: input sample index of this step; ``walking``: bool."""
-        th = self.theta16 + (wroll * self.kw >> 12)
-        # aml [mm/s^2] / 9807 -> rad; * 1e4 * 16 -> theta16 units.
-        th += (((aml * 16706) >> 10) - th) * self.kc >> 16
+        th = self.theta16 + (wroll * self.kw >> 10)
+        # aml [mm/s^2] / 9807 -> rad; * 1e4 * 16 -> theta16 units (1044/64 = 16.31).
+        th += ((((aml * 1044) >> 6) - th) >> 4) * self.kc >> 12
         self.theta16 = th
         self.yaw += (wyaw - self.yaw) * self.kyaw >> 16
         self.pitch += (wpitch - self.pitch) * self.kyaw >> 16
@@ -93,6 +96,10 @@ class SwayMonitor:
             self.turn_hold = self.turn_hold_n
         theta = th >> 4
         self.theta = theta
+        if (theta if theta >= 0 else -theta) > (self.limit >> 1):
+            self.lean_n += 1
+        else:
+            self.lean_n = 0
 
         # Alert state machine.
         if self.refractory > 0:
@@ -129,17 +136,24 @@ class SwayMonitor:
             self.win_min = theta
         elif theta > self.win_max:
             self.win_max = theta
-        self.win_sq += wroll * wroll
+        w = wroll >> 2  # 4 mrad/s units, clamped: the sum stays a small int
+        if w > 2047:
+            w = 2047
+        elif w < -2047:
+            w = -2047
+        self.win_sq += w * w
         self.win_n += 1
         if self.win_n >= self.second_len:
             rng = (self.win_max - self.win_min) * 573 // 10000  # 0.1 degree
-            rms = isqrt(self.win_sq // self.win_n) * 573 // 1000  # 0.1 degree/s
+            rms = isqrt(self.win_sq // self.win_n) * 2292 // 1000  # 0.1 degree/s
             self.events.put(SWAY_METRICS, t, rng, rms)
             self.win_n = 0
             self.win_sq = 0
 
     @property
     def leaning(self):
-        """True while the lean is beyond half the limit (baseline should not follow)."""
-        m = self.theta if self.theta >= 0 else -self.theta
-        return m > (self.limit >> 1)
+        """True while a lean beyond half the limit is in progress, for at most
+        ``MAX_FREEZE_MS``: the posture baseline should not absorb a lean, but a lean
+        that lasts is the new posture (a clip that moved, a device switched on in the
+        hand)."""
+        return 0 < self.lean_n <= self.max_freeze_n

@@ -124,10 +124,14 @@ def score_sway(truth: Truth, alerts: list[dict], duration_s: float) -> SwayScore
     used: set[int] = set()
     alert_t = [a["t"] for a in alerts]
     for ep in truth.sway_episodes:
+        # An alert belongs to an episode only if it is in its window and names its side
+        # (an alert on the wrong side stays a false alert).
         window = [
             k
             for k, t in enumerate(alert_t)
-            if ep.start - 0.2 <= t <= ep.end + 0.5 and k not in used
+            if ep.start - 0.2 <= t <= ep.end + 0.5
+            and k not in used
+            and alerts[k].get("side", ep.side) == ep.side
         ]
         used.update(window)
         if ep.t_over_limit is not None:

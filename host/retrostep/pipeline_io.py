@@ -89,9 +89,11 @@ class AnalysisResult:
         fwd = sum(1 for s in steps if s["direction"] == "forward")
         bouts = [e for e in self.events if e.kind == ev.BOUT_END]
         walking_s = 0.0
+        intervals = 0  # step intervals inside bouts: n steps span n - 1 of them
         starts = [e for e in self.events if e.kind == ev.BOUT_START]
         for s, e in zip(starts, bouts, strict=False):
             walking_s += self.time_of(e.t) - self.time_of(s.t)
+            intervals += max(e.a - 1, 0)
         metrics = self.sway_metrics()
         ranges = [m[1] for m in metrics]
         return {
@@ -101,7 +103,7 @@ class AnalysisResult:
             "backward_steps": len(steps) - fwd,
             "bouts": len(bouts),
             "walking_s": round(walking_s, 1),
-            "cadence_spm": round(60.0 * len(steps) / walking_s, 1) if walking_s > 5 else None,
+            "cadence_spm": round(60.0 * intervals / walking_s, 1) if walking_s > 5 else None,
             "sway_alerts": len(self.sway_alerts()),
             "median_roll_range_deg": round(float(np.median(ranges)), 1) if ranges else None,
             "dropped_events": self.dropped_events,

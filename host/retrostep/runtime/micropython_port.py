@@ -57,9 +57,11 @@ def run_micropython(
         for k, tr in enumerate(traces):
             path = Path(tmp) / f"{k}.i32"
             trace_to_int_samples(tr).astype("<i4").tofile(path)
-            fs_mhz = int(round(tr.fs_hz * 1000))
+            # Rounded exactly as GaitPipeline rounds (half up), so both runtimes get the
+            # same configuration.
+            fs_mhz = int(tr.fs_hz * 1000 + 0.5)
             jobs.append(
-                f"{path} {fs_mhz} {int(round(config.sway_limit_deg * 100))} "
+                f"{path} {fs_mhz} {int(config.sway_limit_deg * 100 + 0.5)} "
                 f"{config.sway_min_ms} {config.sway_refractory_ms}\n"
             )
         cmd = [exe]
