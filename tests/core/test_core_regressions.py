@@ -1,9 +1,10 @@
 """Edge cases of the bout, lobe and sway logic (each once found broken)."""
 
+from sigs import feed, walking
+
 from retrostep_core.events import STEP, SWAY_ALERT, EventQueue
 from retrostep_core.pipeline import GaitPipeline
 from retrostep_core.steps import BoutTracker, StepDetector
-from sigs import feed, walking
 
 
 def test_overlong_lobe_gives_no_candidate_even_after_timeout():
