@@ -8,6 +8,10 @@ within the ESP32 small-int range after every sample.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from retrostep import synth
@@ -42,3 +46,22 @@ def test_state_stays_within_esp32_small_ints(case):
     assert not too_big, too_big
     # The check looked at real state: the filters and accumulators were exercised.
     assert abs(worst["StepDetector.sv"]) > 500 and abs(worst["DirectionFeature.c"]) > 0
+
+
+def test_every_operation_stays_within_esp32_small_ints(tmp_path):
+    """Intermediate products too, not only stored state: every arithmetic operation of
+    the per-sample code is recorded (tests/tools/int_range_probe.py) while realistic walks
+    with hard 4 g / 30 rad/s impacts are replayed at 25 and 200 Hz."""
+    probe = Path(__file__).parent / "tools" / "int_range_probe.py"
+    proc = subprocess.run(
+        [sys.executable, str(probe), str(tmp_path), "interval_fast_A5", "sway_fwd_fast_A5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("MAX ")]
+    assert len(rows) > 100, "the instrumented engine did not run"
+    too_big = [(int(v), where) for _, v, where in rows if int(v) > SMALL]
+    assert not too_big, too_big[:5]
