@@ -379,3 +379,21 @@ def test_load_trace_with_truth(tmp_path):
     write_truth(tmp_path / "walk.truth.json", _truth())
     trace, truth = load_trace_with_truth(path)
     assert truth == _truth()
+
+
+def test_short_gap_is_interpolated_with_one_warning(tmp_path):
+    lines = _lines()
+    del lines[60:63]  # three dropped samples (0.06 s at 50 Hz)
+    logged: list[str] = []
+    trace = read_trace(_write(tmp_path, lines), log=logged.append)
+    assert len(logged) == 1 and "1 short gap(s)" in logged[0] and "3 interpolated" in logged[0]
+    assert len(trace.t) == len(_lines()) - 3  # header lines excluded, samples restored
+    np.testing.assert_allclose(np.diff(trace.t), 1 / FS, rtol=1e-3)
+
+
+def test_gentle_deg_per_s_is_recognised(tmp_path):
+    # Slow walking whose angular rate never exceeds 12 deg/s, written in deg/s.
+    lines = _lines(gyro_scale=180 / math.pi)
+    logged: list[str] = []
+    read_trace(_write(tmp_path, lines), log=logged.append)
+    assert len(logged) == 1 and "deg/s" in logged[0]

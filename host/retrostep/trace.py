@@ -92,6 +92,10 @@ RATE_TOLERANCE = 0.05  # allowed relative mismatch of the median time step and 1
 G_RANGE = (0.5, 2.0)  # median |a| in this range: the data is evidently in g
 ACCEL_PLAUSIBLE = (4.0, 20.0)  # plausible median |a| in m/s^2 (gravity plus motion)
 GYRO_MAX_RAD_S = 50.0  # a human trunk never turns this fast; larger values mean deg/s
+# Also deg/s: the 99th percentile of |rate| above this (a walking trunk stays well under
+# 8 rad/s nearly all the time; in deg/s even gentle walking exceeds 8).
+GYRO_P99_RAD_S = 8.0
+MAX_FILL_S = 0.25  # shorter gaps (a few dropped samples) are interpolated, with a warning
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -330,7 +334,7 @@ def _check_rows(
             f"fs_hz={header.meta['fs_hz']} does not match the samples: median time step "
             f"{median:.4g} s ({1.0 / median:.4g} Hz), expected {period:.4g} s",
         )
-    gaps = np.flatnonzero(dt > GAP_FACTOR * period)
+    gaps = np.flatnonzero(dt > max(GAP_FACTOR * period, MAX_FILL_S + 0.5 * period))
     if gaps.size:
         i = int(gaps[0])
         raise _error(
@@ -338,6 +342,30 @@ def _check_rows(
             line_of(i + 1),
             f"gap of {dt[i]:.2f} s after t = {t[i]:.2f} s (expected a sample every {period:.4g} s)",
         )
+
+
+def _fill_short_gaps(
+    path: str | os.PathLike, values: np.ndarray, fs_hz: float, log: Callable[[str], None]
+) -> np.ndarray:
+    """Interpolate the samples missing in gaps of at most ``MAX_FILL_S`` (longer gaps were
+    rejected before), so that the sample index keeps meaning time."""
+    t = values[:, 0]
+    period = 1.0 / fs_hz
+    dt = np.diff(t)
+    gaps = np.flatnonzero(dt > GAP_FACTOR * period)
+    if not gaps.size:
+        return values
+    extra_t = [t[i] + period * np.arange(1, int(round(dt[i] / period))) for i in gaps]
+    new_t = np.sort(np.concatenate([t, *extra_t]))
+    out = np.empty((len(new_t), values.shape[1]))
+    out[:, 0] = new_t
+    for c in range(1, values.shape[1]):
+        out[:, c] = np.interp(new_t, t, values[:, c])
+    log(
+        f"{path}: {len(gaps)} short gap(s) (longest {dt[gaps].max():.3f} s) filled with "
+        f"{len(new_t) - len(t)} interpolated sample(s)"
+    )
+    return out
 
 
 def _format_pair(a: float, b: float) -> tuple[str, str]:
@@ -382,7 +410,8 @@ def _to_si(
         gyro *= GYRO_UNITS[meta["gyro_unit"]]
     else:
         max_g = float(np.max(np.abs(gyro)))
-        if max_g > GYRO_MAX_RAD_S:
+        p99 = float(np.percentile(np.abs(gyro), 99))
+        if max_g > GYRO_MAX_RAD_S or p99 > GYRO_P99_RAD_S:
             gyro *= GYRO_UNITS["deg/s"]
             log(
                 f"{path}: angular rate looks like deg/s (max |g| = {max_g:.1f}); "
@@ -404,6 +433,7 @@ def read_trace(path: str | os.PathLike, *, log: Callable[[str], None] | None = N
     header = _parse_header(path, text)
     values, line_of = _parse_rows(path, text, header)
     _check_rows(path, values, line_of, header)
+    values = _fill_short_gaps(path, values, float(header.meta["fs_hz"]), log)
     imu = _to_si(path, values, header, log)
     return Trace(
         t=np.ascontiguousarray(values[:, 0]),
