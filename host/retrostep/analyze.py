@@ -11,7 +11,6 @@ from .errors import RetrostepError, TraceError
 from .pipeline_io import AnalysisResult, PipelineConfig, run_cpython
 from .trace import Trace, read_trace, trace_stem
 
-RUNTIMES = ("cpython", "micropython")
 MIN_RATE_HZ = 25.0
 MAX_RATE_HZ = 200.0
 

@@ -27,14 +27,16 @@ def run(path, fs_mhz, limit_x100, min_ms, refr_ms):
             while k < end:
                 push(buf[k], buf[k + 1], buf[k + 2], buf[k + 3], buf[k + 4], buf[k + 5])
                 k += 6
-            while q.count:
-                i = q.pop()
-                out.write("E %d %d %d %d\n" % (q.kind[i], q.t[i], q.a[i], q.b[i]))
+            drain(q, out)
     p.finish()
+    drain(q, out)
+    out.write("D %d\n" % q.dropped)
+
+
+def drain(q, out):
     while q.count:
         i = q.pop()
         out.write("E %d %d %d %d\n" % (q.kind[i], q.t[i], q.a[i], q.b[i]))
-    out.write("D %d\n" % q.dropped)
 
 
 def main():
