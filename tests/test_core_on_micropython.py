@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from retrostep.runtime.micropython_port import core_search_path, micropython_executable
+from retrostep.runtime.micropython_port import micropython_executable
 
 CORE_TESTS = Path(__file__).parent / "core"
+FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"  # core and device packages
 
 
 def _functions() -> list[tuple[str, str]]:
@@ -27,7 +28,7 @@ def _functions() -> list[tuple[str, str]]:
 
 @cache
 def _run_module(module: str) -> dict[str, str]:
-    env = {"MICROPYPATH": f".frozen:{core_search_path()}:{CORE_TESTS}", "PATH": "/usr/bin:/bin"}
+    env = {"MICROPYPATH": f".frozen:{FIRMWARE}:{CORE_TESTS}", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [micropython_executable(), "-X", "heapsize=32m", str(CORE_TESTS / "mp_runner.py"), module],
         capture_output=True,
