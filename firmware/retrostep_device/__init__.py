@@ -1,0 +1,6 @@
+"""retrostep device: hardware glue and the app (IMU driver, haptics, storage, BLE, asyncio).
+
+Only the board HAL imports ``machine`` (and only the BLE module ``bluetooth``); every
+other module here takes its bus, pin or radio object as a constructor argument, and
+nothing touches hardware at import time.
+"""
