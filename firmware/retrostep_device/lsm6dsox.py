@@ -28,11 +28,11 @@ sensors share the chip frame (the datasheet's pin-connection figure), so
 one map serves both. A map must be a rotation (right-handed); a mirrored map is
 rejected, since it would silently flip the sense of every angular rate.
 
-Default mounting (``AXIS_MAP_BACK_UPRIGHT``), until hardware/ documents the real board:
-the PCB stands upright in a clip worn at the middle of the lower back, component side
-facing away from the body; chip +y points up, chip +z points backward (away from the
-wearer), chip +x to the wearer's right. The board HAL passes the map that hardware/
-documents for the actual enclosure.
+Default mounting (``AXIS_MAP_LOWER_BACK``, hardware/mounting.md): the device is clipped
+at the middle of the lower back with the chip's top facing the body; chip +z points
+forward, chip +x to the wearer's left, chip +y up, so FLU x = +chip z, y = +chip x,
+z = +chip y. ``AXIS_MAP_BACK_UPRIGHT`` is the same board turned to face away from the
+body. The board HAL passes the map of the actual enclosure.
 
 FIFO
 ----
@@ -136,7 +136,8 @@ _FRAC_HALF = const(16384)
 
 AXIS_MAP_IDENTITY = ("+x", "+y", "+z")  # chip lying flat, chip x forward
 AXIS_MAP_BACK_UPRIGHT = ("-z", "-x", "+y")  # see "Default mounting" above
-DEFAULT_AXIS_MAP = AXIS_MAP_BACK_UPRIGHT
+AXIS_MAP_LOWER_BACK = ("+z", "+x", "+y")  # hardware/mounting.md: chip top faces the body
+DEFAULT_AXIS_MAP = AXIS_MAP_LOWER_BACK
 
 _ENODEV = const(19)
 

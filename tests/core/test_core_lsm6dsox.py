@@ -33,6 +33,7 @@ from retrostep_device.lsm6dsox import (
     ACCEL_FS_G,
     AXIS_MAP_BACK_UPRIGHT,
     AXIS_MAP_IDENTITY,
+    AXIS_MAP_LOWER_BACK,
     DEFAULT_AXIS_MAP,
     GYRO_FS_DPS,
     LSM6DSOX,
@@ -207,13 +208,19 @@ def test_known_input_comes_out_in_flu_units_at_every_full_scale():
                     model.push_sample(*phys)
                     assert imu.read_fifo(out, 1) == 1
                     _assert_close(out, exact, [1] * 6, ("fifo", axis_map, afs, gfs))
-    # spelled out once for the default mounting (FLU x = -chip z, y = -chip x, z = +chip y)
-    model, imu = _imu(accel_fs_g=2, gyro_fs_dps=250)
+    # spelled out once for the facing-away mounting (FLU x = -chip z, y = -chip x, z = +chip y)
+    model, imu = _imu(accel_fs_g=2, gyro_fs_dps=250, axis_map=AXIS_MAP_BACK_UPRIGHT)
     model.push_sample(0.0, 0.0, 1.0, 100.0, 0.0, 0.0)
     imu.read_sample(out)
     assert abs(out[0] + 9807) <= 1 and out[1] == 0 and out[2] == 0
     assert out[3] == 0 and abs(out[4] + 1745) <= 1 and out[5] == 0
-    assert DEFAULT_AXIS_MAP == AXIS_MAP_BACK_UPRIGHT == ("-z", "-x", "+y")
+    # and the default, hardware/mounting.md: upright at rest (chip +y up) reads az = +g
+    model, imu = _imu(accel_fs_g=2, gyro_fs_dps=250)
+    model.push_sample(0.0, 1.0, 0.0, 0.0, 0.0, 100.0)
+    imu.read_sample(out)
+    assert out[0] == 0 and abs(out[1]) == 0 and abs(out[2] - 9807) <= 1
+    assert abs(out[3] - 1745) <= 1 and out[4] == 0 and out[5] == 0
+    assert DEFAULT_AXIS_MAP == AXIS_MAP_LOWER_BACK == ("+z", "+x", "+y")
 
 
 def test_temperature_in_centidegrees():
