@@ -214,5 +214,59 @@ def demo(out_dir, runtime):
         click.echo(line)
 
 
+# --------------------------------------------------------------------------- sim
+
+
+@main.group()
+def sim() -> None:
+    """Run the unmodified firmware on the sim board (MicroPython unix port)."""
+
+
+@sim.command("run")
+@click.option("--trace", "trace_path", required=True, type=click.Path(dir_okay=False),
+              help="Trace (format v1) the sim board's IMU replays.")
+@click.option("--speed", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Times real time; 0 = as fast as possible.")
+@click.option("--image", type=click.Path(dir_okay=False),
+              help="LittleFS flash image to use and keep (created blank if missing).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Binary config (retrostep config v1) written to /flash/config.bin first.")
+@click.option("--json", "as_json", is_flag=True, help="Sessions, motor pulses and counters.")
+def sim_run(trace_path, speed, image, config_path, as_json):
+    """Boot the firmware with a trace as its IMU; print what it logged and buzzed."""
+    from . import sim as simmod
+
+    res = simmod.run(trace_path, image=image, speed=speed, config=config_path)
+    if as_json:
+        click.echo(json.dumps({
+            "sessions": res.sessions, "live": res.live, "power": res.power,
+            "motor_pulses": [list(p) for p in simmod.motor_pulses(res)],
+        }, indent=1))  # fmt: skip
+        return
+    for line in simmod.describe(res):
+        click.echo(line)
+
+
+@sim.command("logs")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="A list of sessions with their records.")
+def sim_logs(image, as_json):
+    """Decode the session logs stored in a sim board's flash image."""
+    from . import sim as simmod
+
+    sessions = simmod.read_sessions(image)
+    if as_json:
+        click.echo(json.dumps(sessions, indent=1))
+        return
+    if not sessions:
+        click.echo("no sessions")
+    for s in sessions:
+        click.echo(
+            f"session {s['id']}: {s['forward_steps']} forward, {s['backward_steps']} backward "
+            f"steps, {s['sway_alerts']} sway alert(s), {s['duration_s']:.1f} s, "
+            f"{len(s['records'])} records, ended: {s['end_reason']}"
+        )
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,212 @@
+"""The sim board: the board HAL for the MicroPython unix port (``docs/simulator.md``).
+
+Same interface as :mod:`board_esp32`, so the app cannot tell them apart:
+
+* IMU: replays an int32 sample file (6 ints per sample: mm/s^2 and mrad/s, FLU, the
+  ``.i32`` files ``retrostep.runtime.micropython_port`` writes) in FIFO-like batches;
+  ``speed`` 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+* clock: simulated milliseconds, driven by the samples consumed (time is sample count).
+* motor: every change of duty is recorded as ``(t_ms, duty)`` in ``motor_log``.
+* button: a script of press times (ms); battery: a stepwise ``(t_ms, mV)`` curve.
+* flash: a LittleFS image in a file (``FileBlockDevice`` + ``vfs.VfsLfs2``) mounted at
+  ``/flash``; a blank image is formatted, any other image that does not mount is an
+  error (a corrupt image is never silently wiped).
+* power: state changes recorded as ``(t_ms, state)`` in ``power_log``: ``active``,
+  ``light`` (between batches) and ``deep`` (after the idle timeout).
+
+Nothing here runs at import time; :func:`from_args` builds a board from a command line.
+"""
+
+import asyncio
+import sys
+
+import vfs
+
+from .blockdev import DEFAULT_BLOCK_COUNT, DEFAULT_BLOCK_SIZE, FileBlockDevice
+
+FLASH = "/flash"
+BATCH = 26  # samples per FIFO batch (0.5 s at 52 Hz, like the real watermark)
+
+
+class SimError(Exception):
+    pass
+
+
+class Board:
+    name = "sim"
+
+    def __init__(self, samples, fs_hz, image, speed=0, buttons=(), battery=((0, 4000),),
+                 batch=BATCH, block_count=DEFAULT_BLOCK_COUNT, config=None,
+                 fault_ms=None):  # fmt: skip
+        self.samples_path = samples
+        self.fs_mhz = int(fs_hz * 1000 + 0.5)
+        self.image = image
+        self.speed = speed
+        self.buttons = sorted(buttons)
+        self.battery = sorted(battery)
+        self.batch = batch
+        self.block_count = block_count
+        self.config = config  # a host file copied to /flash/config.bin at start
+        self.fault_ms = fault_ms  # the motor driver fails once at this time (tests)
+        self.consumed = 0  # samples delivered so far: the clock
+        self.motor_log = []
+        self.power_log = []
+        self._duty = 0
+        self._power = None
+        self._f = None
+        self._bd = None
+        self._pressed = 0  # button presses delivered
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self):
+        """Open the sample file and mount the flash."""
+        try:
+            self._f = open(self.samples_path, "rb")
+        except OSError:
+            raise SimError("cannot open samples %s" % self.samples_path) from None
+        bd = FileBlockDevice(self.image, DEFAULT_BLOCK_SIZE, self.block_count)
+        self._bd = bd
+        # The stubs type block devices as an abstract class; ours follows the protocol.
+        try:
+            fs = vfs.VfsLfs2(bd)  # type: ignore[abstract, arg-type]
+        except OSError:
+            if not self._blank(bd):
+                raise SimError("flash image %s is not a LittleFS image" % self.image) from None
+            vfs.VfsLfs2.mkfs(bd)  # type: ignore[arg-type]
+            fs = vfs.VfsLfs2(bd)  # type: ignore[abstract, arg-type]
+        vfs.mount(fs, FLASH)
+        if self.config is not None:  # as if the host had written it over BLE
+            with open(self.config, "rb") as src:
+                data = src.read()
+            with open(FLASH + "/config.bin", "wb") as dst:
+                dst.write(data)
+        self.set_power("active")
+
+    def _blank(self, bd):
+        buf = bytearray(DEFAULT_BLOCK_SIZE)
+        for b in (0, 1):
+            bd.readblocks(b, buf)
+            for x in buf:
+                if x != 0xFF:
+                    return False
+        return True
+
+    def stop(self):
+        self.motor(0)
+        try:
+            vfs.umount(FLASH)
+        except OSError:
+            pass
+        if self._bd is not None:
+            self._bd.close()
+        if self._f is not None:
+            self._f.close()
+
+    # -- clock -------------------------------------------------------------------------
+
+    def now_ms(self):
+        return self.consumed * 1000000 // self.fs_mhz
+
+    def wall_time(self):
+        return 0  # seconds since 2000-01-01; unknown until the host sets it
+
+    # -- IMU ---------------------------------------------------------------------------
+
+    def imu_rate_hz(self, wanted_hz):
+        """The rate the IMU runs at: the trace's, whatever the config asks for."""
+        return self.fs_mhz / 1000
+
+    async def read_batch(self, buf):
+        """Fill ``buf`` (array('i'), 6 ints per sample) with the next batch; returns the
+        number of samples, 0 when the trace is over (the sim board's power-off)."""
+        if self.speed:
+            self.set_power("light")
+            await asyncio.sleep_ms(int(self.batch * 1000000 // self.fs_mhz // self.speed))
+        else:
+            await asyncio.sleep_ms(0)  # let the other tasks run between batches
+        self.set_power("active")
+        want = self.batch if len(buf) >= 6 * self.batch else len(buf) // 6
+        mv = memoryview(buf)
+        got = self._f.readinto(mv[: 6 * want]) if self._f is not None else 0
+        n = (got or 0) // 24
+        self.consumed += n
+        return n
+
+    # -- motor, button, battery --------------------------------------------------------
+
+    def motor(self, duty, t_ms=None):
+        if self.fault_ms is not None and self.now_ms() >= self.fault_ms:
+            self.fault_ms = None
+            raise OSError(5, "sim: motor driver fault")
+        if duty != self._duty:
+            self._duty = duty
+            self.motor_log.append((self.now_ms() if t_ms is None else t_ms, duty))
+
+    def button_pressed(self):
+        """Time (ms) of the next scripted press whose time has come, once; else None."""
+        if self._pressed < len(self.buttons) and self.buttons[self._pressed] <= self.now_ms():
+            self._pressed += 1
+            return self.buttons[self._pressed - 1]
+        return None
+
+    def battery_mv(self):
+        now = self.now_ms()
+        mv = self.battery[0][1]
+        for t, v in self.battery:
+            if t <= now:
+                mv = v
+        return mv
+
+    # -- power -------------------------------------------------------------------------
+
+    def set_power(self, state):
+        if state != self._power:
+            self._power = state
+            self.power_log.append((self.now_ms(), state))
+
+    def deep_sleep(self):
+        """Deep sleep until motion: recorded; the sim wakes at the next batch."""
+        self.set_power("deep")
+
+    def feed_watchdog(self):
+        pass
+
+    def report(self, out=None):
+        """Print the recorded logs: ``M t duty`` and ``P t state`` lines."""
+        out = out or sys.stdout
+        for t, d in self.motor_log:
+            out.write("M %d %d\n" % (t, d))
+        for t, s in self.power_log:
+            out.write("P %d %s\n" % (t, s))
+
+
+def from_args(argv):
+    """A board from ``--samples F --fs HZ --image F [--speed N] [--config F]
+    [--fault MS] [--button MS]... [--battery MS:MV]...``."""
+    opts = {"samples": None, "fs": None, "image": None, "speed": "0", "config": None,
+            "fault": None}  # fmt: skip
+    buttons = []
+    battery = []
+    i = 0
+    while i < len(argv):
+        k = argv[i]
+        v = argv[i + 1] if i + 1 < len(argv) else None
+        if v is None or not k.startswith("--"):
+            raise SimError("bad sim board arguments: %s" % " ".join(argv))
+        k = k[2:]
+        if k == "button":
+            buttons.append(int(v))
+        elif k == "battery":
+            t, mv = v.split(":")
+            battery.append((int(t), int(mv)))
+        elif k in opts:
+            opts[k] = v
+        else:
+            raise SimError("unknown sim board option --%s" % k)
+        i += 2
+    if opts["samples"] is None or opts["fs"] is None or opts["image"] is None:
+        raise SimError("sim board needs --samples, --fs and --image")
+    return Board(opts["samples"], float(opts["fs"] or 0), opts["image"], float(opts["speed"] or 0),
+                 buttons, battery or [(0, 4000)], config=opts["config"],
+                 fault_ms=None if opts["fault"] is None else int(opts["fault"]))  # fmt: skip
