@@ -336,3 +336,18 @@ def test_too_slow_recording_is_refused_cleanly(tmp_path):
     assert res.exit_code == 2
     assert "slow.csv" in res.stderr and "below the 25 Hz" in res.stderr
     assert "Traceback" not in res.output + res.stderr
+
+
+def test_demo_replays_sessions_on_the_sim_board_with_matching_logs(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    pattern = re.compile(
+        r"(\d+) forward / (\d+) backward steps, (\d+) sway alert\(s\), \d+ motor pulse\(s\) "
+        r"\(analysis: (\d+) / (\d+), (\d+)\)"
+    )
+    rows = [m.groups() for m in pattern.finditer(res.stdout)]
+    assert len(rows) == 3
+    for logged_f, logged_b, logged_a, fwd, bwd, alerts in rows:
+        assert (logged_f, logged_b, logged_a) == (fwd, bwd, alerts)
+    assert sum(int(r[0]) + int(r[1]) for r in rows) > 200
+    assert (tmp_path / "flash.img").is_file()

@@ -6,18 +6,26 @@ Same interface as :mod:`board_esp32`, so the app cannot tell them apart:
   ``.i32`` files ``retrostep.runtime.micropython_port`` writes) in FIFO-like batches;
   ``speed`` 1 = real time, 10 = ten times faster, 0 = as fast as possible.
 * clock: simulated milliseconds, driven by the samples consumed (time is sample count).
-* motor: every change of duty is recorded as ``(t_ms, duty)`` in ``motor_log``.
+* motor: every change of duty is printed at once as an ``M t_ms duty`` line (streamed,
+  not kept: a long run must not grow the heap).
 * button: a script of press times (ms); battery: a stepwise ``(t_ms, mV)`` curve.
 * flash: a LittleFS image in a file (``FileBlockDevice`` + ``vfs.VfsLfs2``) mounted at
   ``/flash``; a blank image is formatted, any other image that does not mount is an
   error (a corrupt image is never silently wiped).
-* power: state changes recorded as ``(t_ms, state)`` in ``power_log``: ``active``,
+* power: state changes printed at once as ``P t_ms state`` lines: ``active``,
   ``light`` (between batches) and ``deep`` (after the idle timeout).
+* heap (diagnostic, sim only): with ``heap_ms`` (``--heap-every MS``), every ``heap_ms``
+  of sample time the board runs ``gc.collect()`` and prints ``H t_ms alloc free``
+  (``gc.mem_alloc()`` / ``gc.mem_free()`` after the collection); at the end it prints
+  ``HP max_alloc max_raw peak`` (largest ``H`` alloc, largest ``gc.mem_alloc()`` seen
+  before any collection, at each batch, and ``micropython.mem_peak()`` or -1 where the
+  port lacks it).
 
 Nothing here runs at import time; :func:`from_args` builds a board from a command line.
 """
 
 import asyncio
+import gc
 import sys
 
 import vfs
@@ -37,7 +45,7 @@ class Board:
 
     def __init__(self, samples, fs_hz, image, speed=0, buttons=(), battery=((0, 4000),),
                  batch=BATCH, block_count=DEFAULT_BLOCK_COUNT, config=None,
-                 fault_ms=None):  # fmt: skip
+                 fault_ms=None, heap_ms=None):  # fmt: skip
         self.samples_path = samples
         self.fs_mhz = int(fs_hz * 1000 + 0.5)
         self.image = image
@@ -49,8 +57,11 @@ class Board:
         self.config = config  # a host file copied to /flash/config.bin at start
         self.fault_ms = fault_ms  # the motor driver fails once at this time (tests)
         self.consumed = 0  # samples delivered so far: the clock
-        self.motor_log = []
-        self.power_log = []
+        self.heap_ms = heap_ms  # heap report period (ms of sample time), None: off
+        self._next_heap = heap_ms if heap_ms else 0
+        self.heap_max = 0  # largest alloc after a collection (H lines)
+        self.heap_raw_max = 0  # largest alloc seen at a batch, garbage included
+        self.out = sys.stdout
         self._duty = 0
         self._power = None
         self._f = None
@@ -131,7 +142,25 @@ class Board:
         got = self._f.readinto(mv[: 6 * want]) if self._f is not None else 0
         n = (got or 0) // 24
         self.consumed += n
+        if self.heap_ms:
+            self._heap_check()
         return n
+
+    def _heap_check(self):
+        a = gc.mem_alloc()
+        if a > self.heap_raw_max:
+            self.heap_raw_max = a
+        if self.now_ms() >= self._next_heap:
+            self._next_heap += self.heap_ms
+            self.heap_line()
+
+    def heap_line(self):
+        """Collect, then print ``H t_ms alloc free``."""
+        gc.collect()
+        a = gc.mem_alloc()
+        if a > self.heap_max:
+            self.heap_max = a
+        self.out.write("H %d %d %d\n" % (self.now_ms(), a, gc.mem_free()))
 
     # -- motor, button, battery --------------------------------------------------------
 
@@ -141,7 +170,7 @@ class Board:
             raise OSError(5, "sim: motor driver fault")
         if duty != self._duty:
             self._duty = duty
-            self.motor_log.append((self.now_ms() if t_ms is None else t_ms, duty))
+            self.out.write("M %d %d\n" % (self.now_ms() if t_ms is None else t_ms, duty))
 
     def button_pressed(self):
         """Time (ms) of the next scripted press whose time has come, once; else None."""
@@ -163,7 +192,7 @@ class Board:
     def set_power(self, state):
         if state != self._power:
             self._power = state
-            self.power_log.append((self.now_ms(), state))
+            self.out.write("P %d %s\n" % (self.now_ms(), state))
 
     def deep_sleep(self):
         """Deep sleep until motion: recorded; the sim wakes at the next batch."""
@@ -173,19 +202,26 @@ class Board:
         pass
 
     def report(self, out=None):
-        """Print the recorded logs: ``M t duty`` and ``P t state`` lines."""
-        out = out or sys.stdout
-        for t, d in self.motor_log:
-            out.write("M %d %d\n" % (t, d))
-        for t, s in self.power_log:
-            out.write("P %d %s\n" % (t, s))
+        """End of run: the ``M`` / ``P`` lines were streamed as they happened; with the
+        heap diagnostic on, a last ``H`` line and the ``HP`` summary."""
+        if not self.heap_ms:
+            return
+        out = out or self.out
+        self.heap_line()
+        try:
+            import micropython
+
+            peak = micropython.mem_peak()  # type: ignore[attr-defined]  # not in every port
+        except (ImportError, AttributeError):
+            peak = -1
+        out.write("HP %d %d %d\n" % (self.heap_max, self.heap_raw_max, peak))
 
 
 def from_args(argv):
     """A board from ``--samples F --fs HZ --image F [--speed N] [--config F]
-    [--fault MS] [--button MS]... [--battery MS:MV]...``."""
+    [--fault MS] [--heap-every MS] [--button MS]... [--battery MS:MV]...``."""
     opts = {"samples": None, "fs": None, "image": None, "speed": "0", "config": None,
-            "fault": None}  # fmt: skip
+            "fault": None, "heap-every": None}  # fmt: skip
     buttons = []
     battery = []
     i = 0
@@ -209,4 +245,5 @@ def from_args(argv):
         raise SimError("sim board needs --samples, --fs and --image")
     return Board(opts["samples"], float(opts["fs"] or 0), opts["image"], float(opts["speed"] or 0),
                  buttons, battery or [(0, 4000)], config=opts["config"],
-                 fault_ms=None if opts["fault"] is None else int(opts["fault"]))  # fmt: skip
+                 fault_ms=None if opts["fault"] is None else int(opts["fault"]),
+                 heap_ms=None if opts["heap-every"] is None else int(opts["heap-every"]))  # fmt: skip

@@ -212,6 +212,12 @@ def demo(out_dir, runtime):
     outcomes = run_demo(Path(out_dir), runtime)
     for line in render(outcomes, runtime):
         click.echo(line)
+    if runtime == "micropython":
+        from .demo import on_sim_board
+
+        click.echo("")
+        for line in on_sim_board(outcomes, Path(out_dir)):
+            click.echo(line)
 
 
 # --------------------------------------------------------------------------- sim

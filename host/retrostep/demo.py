@@ -175,6 +175,36 @@ def run_demo(
     return outcomes
 
 
+def on_sim_board(outcomes: list[SessionOutcome], out_dir: str | Path) -> list[str]:
+    """Replays every session on the sim board (the firmware app in the unix port, logging
+    to one LittleFS flash image) and compares its session logs with the analysis."""
+    from . import sim
+
+    image = Path(out_dir) / "flash.img"
+    image.unlink(missing_ok=True)
+    lines = [
+        click.style("== the same sessions on the simulated device", bold=True)
+        + f" (firmware app, flash image {image})"
+    ]
+    seen: set[int] = set()
+    for o in outcomes:
+        res = sim.run(str(o.trace_path), image=str(image))
+        new = [x for x in res.sessions if x["id"] not in seen]
+        seen.update(x["id"] for x in res.sessions)
+        s = o.result.summary()
+        lines.append(
+            f"  {o.spec.name}: {len(new)} session(s) logged, "
+            f"{sum(x['forward_steps'] for x in new)} forward / "
+            f"{sum(x['backward_steps'] for x in new)} backward steps, "
+            f"{sum(x['sway_alerts'] for x in new)} sway alert(s), "
+            f"{len(sim.motor_pulses(res))} motor pulse(s) "
+            f"(analysis: {s['forward_steps']} / {s['backward_steps']}, "
+            f"{s['sway_alerts']})"
+        )
+    lines.append(f"  read them back any time with: retrostep sim logs {image}")
+    return lines
+
+
 # --------------------------------------------------------------------------- rendering
 
 
