@@ -41,8 +41,10 @@ def firmware_dir() -> Path:
     return d
 
 
-def _run_mp(args: list[str], what: str) -> str:
+def _run_mp(args: list[str], what: str, heap: str | None = None) -> str:
     exe = micropython_executable()
+    if heap is not None:  # the unix port's own option: -X heapsize=64k
+        args = ["-X", f"heapsize={heap}", *args]
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen:" + str(firmware_dir())
     try:
@@ -66,13 +68,21 @@ class SimRun:
     live: dict = field(default_factory=dict)
     console: list[str] = field(default_factory=list)  # anything else the firmware printed
     sessions: list[dict] = field(default_factory=list)
+    heap: list[tuple[int, int, int]] = field(default_factory=list)  # (t_ms, alloc, free)
+    heap_peak: dict = field(default_factory=dict)  # max_alloc, max_raw, mem_peak (-1: n/a)
 
 
 def run(
     trace_path: str, *, image: str | None = None, speed: float = 0.0,
     config: str | None = None, buttons: tuple[int, ...] = (), fault_ms: int | None = None,
+    heap: str | None = None, heap_every_ms: int | None = None,
 ) -> SimRun:  # fmt: skip
-    """Boot the firmware on the sim board with this trace; the image is kept if given."""
+    """Boot the firmware on the sim board with this trace; the image is kept if given.
+
+    ``heap``: the unix port's heap size (``"64k"``: ``micropython -X heapsize=64k``; None:
+    the port's default). ``heap_every_ms``: the sim board's heap diagnostic, a
+    ``gc.collect()`` + ``gc.mem_alloc()`` sample every that many ms of sample time
+    (``SimRun.heap``, ``SimRun.heap_peak``)."""
     if not Path(trace_path).is_file():
         raise SimError(f"trace not found: {trace_path}")
     if config is not None and not Path(config).is_file():
@@ -89,9 +99,11 @@ def run(
             args += ["--config", str(config)]
         if fault_ms is not None:  # the sim motor driver raises once then (tests)
             args += ["--fault", str(int(fault_ms))]
+        if heap_every_ms is not None:
+            args += ["--heap-every", str(int(heap_every_ms))]
         for b in buttons:
             args += ["--button", str(int(b))]
-        out = _run_mp(args, "the simulated device")
+        out = _run_mp(args, "the simulated device", heap)
         res = _parse_run(out)
         res.sessions = read_sessions(img)
     return res
@@ -105,6 +117,11 @@ def _parse_run(out: str) -> SimRun:
             res.motor.append((int(parts[1]), int(parts[2])))
         elif len(parts) == 3 and parts[0] == "P":
             res.power.append((int(parts[1]), parts[2]))
+        elif len(parts) == 4 and parts[0] == "H":
+            res.heap.append((int(parts[1]), int(parts[2]), int(parts[3])))
+        elif len(parts) == 4 and parts[0] == "HP":
+            keys = ("max_alloc", "max_raw", "mem_peak")
+            res.heap_peak = dict(zip(keys, map(int, parts[1:]), strict=True))
         elif len(parts) == 6 and parts[0] == "L":
             keys = ("forward", "backward", "sway_alerts", "config_problems", "errors")
             res.live = dict(zip(keys, map(int, parts[1:]), strict=True))
