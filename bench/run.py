@@ -8,6 +8,8 @@
 2. Public lower-back recordings (Mobilise-D examples from the mobgap 1.2.0 sdist),
    fetched at run time; if the registry cannot be reached the report says so.
 3. Cost per sample in the unix port and in CPython, bytes allocated per sample, state size.
+4. The device on the sim board (bench/device.py): log bytes per hour of walking, CPU and
+   heap of the firmware in the unix port, battery estimates quoted from hardware/power.md.
 """
 
 from __future__ import annotations
@@ -308,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cost_lines = cost_section(trace_for_rate)
 
+    print("running the firmware on the sim board (1 h of walking) ...", file=sys.stderr)
+    from bench.device import device_section
+
+    device_lines = device_section()
+
     lines = [
         "# Benchmarks",
         "",
@@ -341,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += delay_section(suite)
     lines += real_lines
     lines += cost_lines
+    lines += device_lines
     text = "\n".join(lines).replace("{RUNTIME}", f"{time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -16,7 +16,10 @@ Same interface as :mod:`board_esp32`, so the app cannot tell them apart:
   ``light`` (between batches) and ``deep`` (after the idle timeout).
 * heap (diagnostic, sim only): with ``heap_ms`` (``--heap-every MS``), every ``heap_ms``
   of sample time the board runs ``gc.collect()`` and prints ``H t_ms alloc free``
-  (``gc.mem_alloc()`` / ``gc.mem_free()`` after the collection); at the end it prints
+  (``gc.mem_alloc()`` / ``gc.mem_free()`` after the collection), and one ``H 0 ...``
+  line at ``start()`` (the baseline: imported modules, app objects, mounted flash; on
+  the unix port the modules' bytecode is on the heap, on the ESP32 it is frozen in
+  flash); at the end it prints
   ``HP max_alloc max_raw peak`` (largest ``H`` alloc, largest ``gc.mem_alloc()`` seen
   before any collection, at each batch, and ``micropython.mem_peak()`` or -1 where the
   port lacks it).
@@ -87,6 +90,8 @@ class Board:
             vfs.VfsLfs2.mkfs(bd)  # type: ignore[arg-type]
             fs = vfs.VfsLfs2(bd)  # type: ignore[abstract, arg-type]
         vfs.mount(fs, FLASH)
+        if self.heap_ms:
+            self.heap_line()
         if self.config is not None:  # as if the host had written it over BLE
             with open(self.config, "rb") as src:
                 data = src.read()
@@ -243,7 +248,8 @@ def from_args(argv):
         i += 2
     if opts["samples"] is None or opts["fs"] is None or opts["image"] is None:
         raise SimError("sim board needs --samples, --fs and --image")
+    heap = opts["heap-every"]
     return Board(opts["samples"], float(opts["fs"] or 0), opts["image"], float(opts["speed"] or 0),
                  buttons, battery or [(0, 4000)], config=opts["config"],
                  fault_ms=None if opts["fault"] is None else int(opts["fault"]),
-                 heap_ms=None if opts["heap-every"] is None else int(opts["heap-every"]))  # fmt: skip
+                 heap_ms=None if heap is None else int(heap))  # fmt: skip

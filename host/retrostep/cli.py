@@ -237,20 +237,31 @@ def sim() -> None:
               help="LittleFS flash image to use and keep (created blank if missing).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Binary config (retrostep config v1) written to /flash/config.bin first.")
+@click.option("--heap", help="MicroPython heap size, e.g. 64k (micropython -X heapsize=).")
+@click.option("--heap-every", "heap_every", type=click.IntRange(1),
+              help="Heap diagnostic: gc.collect() + gc.mem_alloc() every this many ms of "
+                   "sample time.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Sessions, motor pulses and counters.")
-def sim_run(trace_path, speed, image, config_path, as_json):
+def sim_run(trace_path, speed, image, config_path, heap, heap_every, as_json):
     """Boot the firmware with a trace as its IMU; print what it logged and buzzed."""
     from . import sim as simmod
 
-    res = simmod.run(trace_path, image=image, speed=speed, config=config_path)
+    res = simmod.run(trace_path, image=image, speed=speed, config=config_path, heap=heap,
+                     heap_every_ms=heap_every)  # fmt: skip
     if as_json:
-        click.echo(json.dumps({
+        out = {
             "sessions": res.sessions, "live": res.live, "power": res.power,
             "motor_pulses": [list(p) for p in simmod.motor_pulses(res)],
-        }, indent=1))  # fmt: skip
+        }  # fmt: skip
+        if heap_every is not None:
+            out["heap"] = [list(h) for h in res.heap]
+            out["heap_peak"] = res.heap_peak
+        click.echo(json.dumps(out, indent=1))
         return
     for line in simmod.describe(res):
         click.echo(line)
+    for t, alloc, free in res.heap:
+        click.echo(f"heap {t / 1000:8.1f} s  {alloc} B allocated, {free} B free")
 
 
 @sim.command("logs")

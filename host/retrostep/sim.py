@@ -181,6 +181,7 @@ def summarize(sid: int, data: bytes) -> dict:
     notes = [f for k, f in recs if k == r.NOTE]
     return {
         "id": sid,
+        "bytes": len(data),  # the session file's size on flash
         "forward_steps": sum(1 for _, d in steps if d > 0),
         "backward_steps": sum(1 for _, d in steps if d < 0),
         "sway_alerts": sum(1 for k, _ in recs if k == r.SWAY_ALERT),

@@ -1517,3 +1517,30 @@ def write_suite(out_dir: str | Path, *, names: list[str] | None = None) -> list[
         write_truth(out / f"{name}.truth.json", truth)
         paths.append(path)
     return paths
+
+
+def long_walk(duration_s: float, *, fs_hz: float = 52.0, seed: int = 11) -> Trace:
+    """A long deterministic walk for soak tests and device benchmarks: a 5-minute tile
+    (forward and backward bouts, normal and slow, stops of 8-25 s, two excessive leans)
+    repeated end to end on one continuous clock and cut to ``duration_s``.
+
+    Every stop is shorter than the default idle timeout, so the device keeps one session
+    open throughout. The tiles join at a standing phase (the joins are not smooth, but
+    the same for the device and ``retrostep analyze``)."""
+    segs = [
+        _st(3),
+        _w(60, sway=[_sw(20, 16, "left", 1.8)]),
+        _st(10),
+        _b(40, sway=[_sw(15, 18, "right", 2.0)]),
+        _st(25),
+        _w(90, speed="slow"),
+        _st(8),
+        _b(50),
+        _st(14),
+    ]
+    tile, _ = synthesize(segs, make_person(5), fs_hz=fs_hz, seed=seed, scenario="long_walk")
+    n = int(round(duration_s * fs_hz))
+    reps = -(-n // len(tile.t))
+    imu = np.tile(tile.imu, (reps, 1))[:n]
+    t = np.arange(n, dtype=np.float64) / fs_hz
+    return Trace(t=t, imu=imu, fs_hz=float(fs_hz), meta=dict(tile.meta))
