@@ -9,28 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_invoke import invoke as _invoke
 
 from retrostep import synth
-from retrostep.cli import main
-from retrostep.runtime.micropython_port import micropython_executable
 from retrostep.trace import write_trace
 from retrostep_core import config as cfg
 from retrostep_core import haptic_patterns as hp
 from retrostep_core import records as r
-
-try:
-    micropython_executable()
-except Exception:  # pragma: no cover - the unix port is a test dependency
-    pytest.skip("no micropython executable", allow_module_level=True)
-
-
-def _invoke(*args):
-    try:
-        runner = CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

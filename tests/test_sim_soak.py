@@ -16,31 +16,16 @@ import json
 import time
 
 import pytest
-from click.testing import CliRunner
+from cli_invoke import invoke as _invoke
 
 from retrostep import synth
-from retrostep.cli import main
-from retrostep.runtime.micropython_port import micropython_executable
 from retrostep.trace import write_trace
-
-try:
-    micropython_executable()
-except Exception:  # pragma: no cover - the unix port is a test dependency
-    pytest.skip("no micropython executable", allow_module_level=True)
 
 HOURS = 2
 HEAP = "192k"  # smallest 32 KB step the source-compiled firmware imports in
 BUDGET = 64 * 1024  # what the app may allocate beyond the imported code
 EVERY_MS = 600_000  # heap diagnostic period: 10 simulated minutes
 GROWTH_TOL = 2048
-
-
-def _invoke(*args):
-    try:
-        runner = CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
