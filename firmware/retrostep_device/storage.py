@@ -192,19 +192,11 @@ class SessionStore:
         self.flush_ms = flush_ms
         self.flush_bytes = flush_bytes
         self.active = None
-        self.full = False
-        self.err = None
-        self.dropped = 0
-        self.committed = 0
-        self.flushes = 0
         self.evicted = 0
         self.rebuilt = False
         self._f = None
-        self._created = False
         self._buf = bytearray(flush_bytes + r.MAX_FRAME)
-        self._n = 0
-        self._now = 0
-        self._t_flush = 0
+        self._new_session_state()
         self._enc = r.Encoder(2, 2)  # HEADER, NOTE, END only: smallest batch buffers
         self._next = 1
         self._synced = set()
@@ -372,6 +364,18 @@ class SessionStore:
 
     # -- writing ------------------------------------------------------------------------
 
+    def _new_session_state(self):
+        """Counters and flags that describe one session (fresh at start and per begin)."""
+        self.full = False
+        self.err = None
+        self.dropped = 0
+        self.committed = 0
+        self.flushes = 0
+        self._n = 0
+        self._now = 0
+        self._t_flush = 0
+        self._created = False
+
     def begin(self, header=None):
         """Start a session and write its HEADER; returns the new session id.
 
@@ -394,15 +398,7 @@ class SessionStore:
         )  # fmt: skip
         self._next = sid + 1
         self.active = sid
-        self.full = False
-        self.err = None
-        self.dropped = 0
-        self.committed = 0
-        self.flushes = 0
-        self._n = 0
-        self._now = 0
-        self._t_flush = 0
-        self._created = False
+        self._new_session_state()
         free = self.free_bytes()
         while free < self.reserve + self.headroom and self._evict_one():
             free = self.free_bytes()
