@@ -56,6 +56,21 @@ batch at 10); second i covers [t0 + 1000 i, t0 + 1000 (i + 1))::
         7  u8   flags: bit 0 walking, bits 1..2 interval kind (0 none, 1 forward,
                 2 backward, 3 rest), bits 3..7 reserved (written 0, ignored)
 
+``WINDOW`` (9), 5 + 4s + 2k bytes: what the firmware writes every 2 s while a session
+is open, so that a power cut loses at most about 2 s of what the app produced (s = 0..15
+per-second summaries, k = 0..40 steps; either may be 0)::
+
+    0       u32  t: start of the first second summarized, ms; with s = 0, the time
+                 the steps are counted from
+    4       u8   s
+    5 + 4i  4 bytes per second i, covering [t + 1000 i, t + 1000 (i + 1)):
+            0  u8  steps: bits 0..3 forward, bits 4..7 backward (each saturates at 15)
+            1  u8  cadence, steps/min (0: not walking; saturates at 255)
+            2  u8  roll range, 0.1 degree (saturates at 25.5 degrees)
+            3  u8  RMS roll rate, 0.5 degree/s (saturates at 127.5 degree/s)
+    5 + 4s  u16  per step: bit 15 = backward, bits 0..14 = ms since the previous step
+                 of the record (the first: since t)
+
 ``SWAY_ALERT`` (5), 7 bytes: u32 t, i8 side (+1 right / -1 left), i16 roll deviation
 (0.1 degree; its size, as the pipeline reports it).
 
@@ -114,6 +129,7 @@ SWAY_ALERT = const(5)
 INTERVAL = const(6)
 NOTE = const(7)
 END = const(8)
+WINDOW = const(9)
 
 TYPE_NAMES = {
     HEADER: "header",
@@ -124,6 +140,7 @@ TYPE_NAMES = {
     INTERVAL: "interval",
     NOTE: "note",
     END: "end",
+    WINDOW: "window",
 }
 
 # Interval kinds (INTERVAL records, SECONDS flags, the coaching program in config).
@@ -174,6 +191,10 @@ SECONDS_MAX = const(31)  # (255 - 4) // 8
 STEPS_BATCH = const(32)  # encoder default: ~19 s of walking
 SECONDS_BATCH = const(10)
 STEP_DT_MAX = const(0x7FFF)  # ms; a longer pause starts a new STEPS batch
+WINDOW_FIXED = const(5)
+WINDOW_SECOND = const(4)
+WINDOW_SECONDS_MAX = const(15)
+WINDOW_STEPS_MAX = const(40)  # encoder limit; the format allows (255 - 5 - 4 s) // 2
 
 
 # CRC-32 (reflected, polynomial 0xEDB88320), a nibble at a time, with the 32-bit state
@@ -268,9 +289,16 @@ class Encoder:
         for k in range(1, seconds_batch + 1):
             n = 4 + SECOND_ENTRY * k + OVERHEAD
             views[n] = mv[:n]
+        for k in range(WINDOW_SECONDS_MAX + 1):
+            for j in range(WINDOW_STEPS_MAX + 1):
+                n = WINDOW_FIXED + WINDOW_SECOND * k + STEP_ENTRY * j + OVERHEAD
+                if n not in views:
+                    views[n] = mv[:n]
         self._views = views
         self._steps = bytearray(STEP_ENTRY * steps_batch)  # pending STEPS entries
         self._seconds = bytearray(SECOND_ENTRY * seconds_batch)  # pending SECONDS entries
+        self._wsec = bytearray(WINDOW_SECOND * WINDOW_SECONDS_MAX)  # pending WINDOW seconds
+        self._wsteps = bytearray(STEP_ENTRY * WINDOW_STEPS_MAX)  # pending WINDOW steps
         self.reset()
 
     def reset(self):
@@ -280,6 +308,11 @@ class Encoder:
         self._steps_last = 0
         self._n_seconds = 0
         self._seconds_t0 = 0
+        self._ws = 0  # WINDOW: seconds pending, the first one's start
+        self._ws_t0 = 0
+        self._wk = 0  # WINDOW: steps pending, the first and the last one's time
+        self._wk_t0 = 0
+        self._wk_last = 0
 
     def _finish(self, kind, length):
         buf = self.buf
@@ -382,6 +415,97 @@ class Encoder:
         self._n_seconds = 0
         return self._finish(SECONDS, 4 + SECOND_ENTRY * n)
 
+    # -- the WINDOW record (what the firmware writes every 2 s) -------------------------
+
+    def window_second(self, t, forward, backward, cadence, roll_range, roll_rate_rms):
+        """Queue the summary of the second that starts at ``t`` (ms); a WINDOW frame or
+        None (a frame when the record is full, or when this second cannot join it).
+
+        ``cadence`` steps/min, ``roll_range`` 0.1 degree, ``roll_rate_rms`` 0.1 degree/s
+        (the pipeline's units; stored in 0.5 degree/s). Seconds of one record are
+        consecutive; pending steps must not start before the first second.
+        """
+        out = None
+        s = self._ws
+        if s and t != self._ws_t0 + 1000 * s:
+            out = self._emit_window()
+            s = 0
+        elif s == 0 and self._wk:
+            d = self._wk_t0 - t
+            if d < 0 or d > STEP_DT_MAX:
+                out = self._emit_window()
+        if s == 0:
+            self._ws_t0 = t
+        forward = 0 if forward < 0 else 15 if forward > 15 else forward
+        backward = 0 if backward < 0 else 15 if backward > 15 else backward
+        rate = (roll_rate_rms + 2) // 5
+        e = self._wsec
+        i = WINDOW_SECOND * s
+        e[i] = forward | (backward << 4)
+        e[i + 1] = 0 if cadence < 0 else 255 if cadence > 255 else cadence
+        e[i + 2] = 0 if roll_range < 0 else 255 if roll_range > 255 else roll_range
+        e[i + 3] = 0 if rate < 0 else 255 if rate > 255 else rate
+        s += 1
+        self._ws = s
+        if s >= WINDOW_SECONDS_MAX:  # s == 1 after an early emit, so never two frames
+            out = self._emit_window()
+        return out
+
+    def window_step(self, t, direction):
+        """Queue one step (t ms, direction +1 / -1) for the next WINDOW; a frame or None.
+        Steps of one record are in time order, at most 32.767 s apart."""
+        out = None
+        k = self._wk
+        if k:
+            dt = t - self._wk_last
+            if dt < 0 or dt > STEP_DT_MAX:
+                out = self._emit_window()
+                k = 0
+        if k == 0:
+            dt = 0  # the first entry's time is set when the record is written
+            if self._ws:
+                d = t - self._ws_t0
+                if d < 0 or d > STEP_DT_MAX:
+                    out = self._emit_window()
+            self._wk_t0 = t
+        if direction < 0:
+            dt |= 0x8000
+        struct.pack_into("<H", self._wsteps, STEP_ENTRY * k, dt)
+        k += 1
+        self._wk = k
+        self._wk_last = t
+        if k >= WINDOW_STEPS_MAX:
+            out = self._emit_window()
+        return out
+
+    def flush_window(self):
+        """Write what is pending as a WINDOW frame, or None if nothing is."""
+        if self._ws or self._wk:
+            return self._emit_window()
+        return None
+
+    def _emit_window(self):
+        s = self._ws
+        k = self._wk
+        t = self._ws_t0 if s else self._wk_t0
+        buf = self.buf
+        struct.pack_into("<IB", buf, 4, t, s)
+        n = WINDOW_SECOND * s
+        src = self._wsec
+        for i in range(n):
+            buf[9 + i] = src[i]
+        o = 9 + n
+        if k:
+            steps = self._wsteps
+            d = self._wk_t0 - t  # 0..STEP_DT_MAX, checked when the items were queued
+            steps[0] = d & 0xFF
+            steps[1] = (steps[1] & 0x80) | (d >> 8)
+            for i in range(STEP_ENTRY * k):
+                buf[o + i] = steps[i]
+        self._ws = 0
+        self._wk = 0
+        return self._finish(WINDOW, WINDOW_FIXED + n + STEP_ENTRY * k)
+
     # -- single records ----------------------------------------------------------------
 
     def step(self, t, direction, confidence):
@@ -464,6 +588,29 @@ def _parse(kind, p):
                 "walking": bool(flags & 1), "interval": (flags >> 1) & 3,
             })  # fmt: skip
         return {"t": t0, "seconds": seconds}
+    if kind == WINDOW:
+        if n < WINDOW_FIXED:
+            return None
+        t0, ns = struct.unpack_from("<IB", p, 0)
+        o = WINDOW_FIXED + WINDOW_SECOND * ns
+        if o > n or (n - o) % STEP_ENTRY:
+            return None
+        seconds = []
+        for i in range(ns):
+            j = WINDOW_FIXED + WINDOW_SECOND * i
+            c = p[j]
+            seconds.append({
+                "t": t0 + 1000 * i, "forward": c & 15, "backward": c >> 4,
+                "cadence": p[j + 1] * 10, "roll_range": p[j + 2], "roll_rate_rms": p[j + 3] * 5,
+                "walking": c != 0, "interval": None,
+            })  # fmt: skip
+        t = t0
+        steps = []
+        for off in range(o, n, STEP_ENTRY):
+            e = p[off] | (p[off + 1] << 8)
+            t += e & STEP_DT_MAX
+            steps.append((t, -1 if e & 0x8000 else 1))
+        return {"t": t0, "seconds": seconds, "steps": steps}
     if kind == STEP and n >= STEP_PAYLOAD:
         t, d, c = struct.unpack_from("<IbH", p, 0)
         return {"t": t, "direction": d, "confidence": c}
@@ -559,8 +706,10 @@ def decode(data):
 
     ``fields`` is a dict named as in the module docstring: STEPS give ``t`` and
     ``steps``, a list of ``(t, direction)``; SECONDS give ``t`` and ``seconds``, a list
-    of dicts (``t``, ``forward``, ``backward``, ``cadence``, ``roll_range``,
-    ``roll_rate_rms``, ``walking``, ``interval``).
+    of dicts (``t``, ``forward``, ``backward``, ``cadence`` in steps/min x 10,
+    ``roll_range`` in 0.1 degree, ``roll_rate_rms`` in 0.1 degree/s, ``walking``,
+    ``interval``); WINDOW gives ``t``, ``seconds`` (the same dicts, in the same units,
+    with ``interval`` None: the INTERVAL records say it) and ``steps``.
     """
     return decode_report(data)["records"]
 
@@ -569,7 +718,7 @@ def steps_of(records):
     """All steps of decoded records (STEP and STEPS) as ``(t, direction)``, by time."""
     out = []
     for kind, f in records:
-        if kind == STEPS:
+        if kind == STEPS or kind == WINDOW:
             out.extend(f["steps"])
         elif kind == STEP:
             out.append((f["t"], f["direction"]))
@@ -581,7 +730,7 @@ def seconds_of(records):
     """All per-second summaries of decoded records, by time."""
     out = []
     for kind, f in records:
-        if kind == SECONDS:
+        if kind == SECONDS or kind == WINDOW:
             out.extend(f["seconds"])
     out.sort(key=lambda s: s["t"])
     return out

@@ -10,10 +10,15 @@ no session open does the same) or on a button press, and closes after the config
 idle timeout without a step (END idle), on a press (END button), or when the board
 stops delivering samples (END power: the sim board at the end of its trace).
 
-Per-second summaries: second ``k`` of a session is written ``SECOND_LAG_S`` seconds
-after it ends, because the pipeline releases a bout's first steps only when it confirms
-the bout; steps later still are in the STEPS records (the per-second counts are a
-summary, the STEPS records are the count).
+What reaches the log when: every ``WINDOW_MS`` (2 s) of session time the app writes
+one WINDOW record (the steps the pipeline released since the last one, and the
+per-second summaries that became final) and flushes the store, so a power cut loses at
+most about 2 s of what the app had (``docs/storage.md``). Alerts, interval changes and
+notes are written when they happen and reach flash with the same flush. Second ``k`` of
+a session is final ``SECOND_LAG_S`` seconds after it ends, because the pipeline releases
+a bout's first steps only when it confirms the bout; a step released later still is in
+the WINDOW's step list all the same (the per-second counts are a summary, the steps are
+the count).
 
 The button is polled once per batch (its IRQ only keeps the press time: a press
 counts on the sample clock, also in a faster-than-real-time replay); the battery once
@@ -34,15 +39,18 @@ from retrostep_core.coaching import Coach
 from retrostep_core.compat import const
 from retrostep_core.pipeline import GaitPipeline
 
+from . import VERSION
 from .storage import SessionStore
 
-FIRMWARE = "retrostep 0.1.0"
-CONFIG_PATH = "/flash/config.bin"
-LOG_ROOT = "/flash/logs"
+FIRMWARE = "retrostep " + VERSION  # retrostep_device.VERSION: also the flash manifest's
+CONFIG_FILE = "/config.bin"  # under the board's ``fs_root`` (the flash filesystem)
+LOG_DIR = "/logs"
 BATCH_MAX = const(64)  # samples per IMU batch, at most
 MOTOR_STEP_MS = const(10)  # haptics resolution
 SECOND_LAG_S = const(5)
 _RING = const(8)  # > SECOND_LAG_S + 1
+WINDOW_MS = const(2000)  # a WINDOW record and a store flush this often (session time)
+CADENCE_GAP_MS = const(2000)  # a longer step interval is a pause, not a cadence
 LOW_BATTERY_MV = const(3450)
 BATTERY_PERIOD_MS = const(60000)
 
@@ -85,7 +93,7 @@ class Haptics:
         return res
 
 
-def load_config(path=CONFIG_PATH):
+def load_config(path):
     """``(config, problems)``: a missing file is the defaults with no problem; an
     unreadable or corrupt one is the defaults (or per-field defaults) with problems."""
     try:
@@ -105,10 +113,12 @@ def _gcd(a, b):
 
 
 class App:
-    def __init__(self, board, config_path=CONFIG_PATH, log_root=LOG_ROOT):
+    def __init__(self, board, config_path=None, log_root=None, started=None):
         self.board = board
-        self.config_path = config_path
-        self.log_root = log_root
+        self.started = started  # called once after the first batch: the loader's health check
+        root = board.fs_root  # "" where the flash is the root filesystem (ESP32)
+        self.config_path = config_path or root + CONFIG_FILE
+        self.log_root = log_root or root + LOG_DIR
         self.live = Live()
         self.done = False
 
@@ -138,6 +148,8 @@ class App:
         self.store.recover()
         self.buf = array("i", [0] * (6 * BATCH_MAX))
         self.sid = None
+        self.last_step = 0  # session ms of the last step (set per session in open)
+        self.next_window = 0
         self.last_activity = 0  # ms of the last step (or boot, or a press)
         self.dropped_seen = 0
         self.sleeping = False
@@ -146,6 +158,8 @@ class App:
         self._rb = bytearray(_RING)
         self._rr = array("i", [0] * _RING)
         self._rs = array("i", [0] * _RING)
+        self._ri = array("i", [0] * _RING)  # sum of step intervals ending in the second
+        self._rn = bytearray(_RING)  # and their number (cadence)
 
     def ms(self, t_index):
         """Sample index -> ms since boot (time is sample count)."""
@@ -193,6 +207,9 @@ class App:
             self.drain()
             self.tick(self.ms(p.t))
             b.feed_watchdog()
+            if self.started is not None:  # healthy: tell the loader, once
+                started, self.started = self.started, None
+                started()
 
     async def _motor(self):
         while not self.done:
@@ -257,15 +274,20 @@ class App:
         else:
             live.forward += 1
             self.forward += 1
-        self.log(self.enc.add_step(rel, direction))
+        self.log(self.enc.window_step(rel, direction))
         self.coach.step(rel, direction)
         k = rel // 1000
+        gap = rel - self.last_step
+        self.last_step = rel
         if k >= self.sec_next:
             j = k % _RING
             if direction < 0:
                 self._rb[j] += 1 if self._rb[j] < 255 else 0
             else:
                 self._rf[j] += 1 if self._rf[j] < 255 else 0
+            if 0 < gap <= CADENCE_GAP_MS and self._rn[j] < 255:
+                self._ri[j] += gap
+                self._rn[j] += 1
 
     def press(self, ms):
         self.last_activity = ms
@@ -297,11 +319,10 @@ class App:
         self.alerts = 0
         self.walking_s = 0
         self.sec_next = 0
+        self.next_window = WINDOW_MS
+        self.last_step = -CADENCE_GAP_MS - 1
         for j in range(_RING):
-            self._rf[j] = 0
-            self._rb[j] = 0
-            self._rr[j] = 0
-            self._rs[j] = 0
+            self._clear_second(j)
         self.enc.reset()
         self.sid = self.store.begin({
             "wall_start": self.board.wall_time(), "fs_mhz": self.fs_mhz,
@@ -312,6 +333,8 @@ class App:
         self.live.session_id = self.sid
         self.live.state = "session"
         self.live.storage_full = self.store.full
+        if self.store.full:  # every session that starts with no room says so once
+            self.haptics.play(hp.STORAGE_FULL, ms)
         if self.problems:
             self.log(self.enc.note(0, r.NOTE_CONFIG_DEFAULTS, self.problems))
         self.coach.reset()
@@ -338,11 +361,15 @@ class App:
                 self.board.deep_sleep()
             return
         rel = self.rel(now)
-        self.store.tick(rel)
         while (self.sec_next + 1 + SECOND_LAG_S) * 1000 <= rel:
             self.second()
         while self.coach.update(rel):
             self.interval(rel)
+        if rel >= self.next_window:  # bound what a power cut loses: about 2 s
+            self.next_window = rel + WINDOW_MS
+            self.log(self.enc.flush_window())
+            self.store.flush()
+        self.store.tick(rel)
         if now - self.last_activity >= self.idle_ms:
             self.close(now, r.END_IDLE)
 
@@ -351,27 +378,29 @@ class App:
         j = k % _RING
         f = self._rf[j]
         bk = self._rb[j]
-        co = self.coach
-        kind = co.kind if co.started else r.KIND_NONE  # the interval now: approximate
+        n = self._rn[j]
+        cadence = 0
         if f + bk:
             self.walking_s += 1
-        frame = self.enc.add_second(k * 1000, f, bk, (f + bk) * 600, self._rr[j],
-                                    self._rs[j], f + bk > 0, kind)  # fmt: skip
-        if frame is not None:  # a view of the encoder's buffer: store it before the next
-            self.log(frame)
-            self.log(self.enc.flush_steps())  # bound what a power cut loses
+            if n:
+                cadence = (60000 * n + self._ri[j] // 2) // self._ri[j]
+        self.log(self.enc.window_second(k * 1000, f, bk, cadence, self._rr[j], self._rs[j]))
+        self._clear_second(j)
+        self.sec_next = k + 1
+
+    def _clear_second(self, j):
         self._rf[j] = 0
         self._rb[j] = 0
         self._rr[j] = 0
         self._rs[j] = 0
-        self.sec_next = k + 1
+        self._ri[j] = 0
+        self._rn[j] = 0
 
     def close(self, now, reason):
         rel = self.rel(now)
         while self.sec_next * 1000 < rel:
             self.second()
-        self.log(self.enc.flush_steps())
-        self.log(self.enc.flush_seconds())
+        self.log(self.enc.flush_window())
         if self.coach.started and not self.coach.done:
             self.coach.update(rel)
         self.store.end({

@@ -35,6 +35,7 @@ LIGHT_SLEEP_MARGIN_MS = 60  # wake this long before the FIFO watermark is due
 
 class Board:
     name = "esp32"
+    fs_root = ""  # the LittleFS partition is the root filesystem: /config.bin, /logs
 
     def __init__(self):
         self.imu = None

@@ -45,6 +45,7 @@ class SimError(Exception):
 
 class Board:
     name = "sim"
+    fs_root = FLASH  # where the app finds its files: the image, mounted here
 
     def __init__(self, samples, fs_hz, image, speed=0, buttons=(), battery=((0, 4000),),
                  batch=BATCH, block_count=DEFAULT_BLOCK_COUNT, config=None,

@@ -111,22 +111,37 @@ def encode_index(next_id, synced):
     return bytes(data)
 
 
+def _interval_at(changes, t):
+    """The interval kind at session time ``t`` from the INTERVAL records seen so far."""
+    kind = r.KIND_NONE
+    best = -1
+    for ct, k in changes:
+        if best < ct <= t:
+            best = ct
+            kind = k
+    return kind
+
+
 def session_totals(records, totals=None):
     """Add the totals of decoded records into ``totals`` (a dict, made if None).
 
     Keys: ``t`` (end of the last record's time, ms), ``forward`` / ``backward`` (steps:
-    the largest of what STEPS, STEP and SECONDS records count, as batches are flushed
-    separately and SECONDS counts saturate), ``alerts``, ``walking_s`` and
-    ``compliance_s`` (seconds flagged walking in a backward interval with at least one
-    backward step).
+    the largest of what STEPS / WINDOW, STEP and per-second records count, as batches
+    are flushed separately and per-second counts saturate), ``alerts``, ``walking_s``
+    and ``compliance_s`` (seconds walking in a backward interval with at least one
+    backward step; a WINDOW second's interval is the last INTERVAL record at or before
+    it: INTERVAL records are written when they happen, seconds some seconds later).
     """
     if totals is None:
         totals = {"t": 0, "forward": 0, "backward": 0, "alerts": 0, "walking_s": 0,
                   "compliance_s": 0, "_f": 0, "_b": 0, "_pf": 0, "_pb": 0, "_sf": 0,
-                  "_sb": 0}  # fmt: skip
+                  "_sb": 0, "_iv": []}  # fmt: skip
     t = totals["t"]
+    changes = totals["_iv"]  # (t, kind) of the INTERVAL records: a few per session
     for kind, f in records:
-        if kind == r.STEPS:
+        if kind == r.INTERVAL:
+            changes.append((f["t"], f["kind"]))
+        if kind == r.STEPS or kind == r.WINDOW:
             for ts, d in f["steps"]:
                 if d < 0:
                     totals["_b"] += 1
@@ -141,13 +156,16 @@ def session_totals(records, totals=None):
                 totals["_pf"] += 1
             if f["t"] > t:
                 t = f["t"]
-        elif kind == r.SECONDS:
+        if kind == r.SECONDS or kind == r.WINDOW:
             for s in f["seconds"]:
                 totals["_sf"] += s["forward"]
                 totals["_sb"] += s["backward"]
                 if s["walking"]:
                     totals["walking_s"] += 1
-                    if s["interval"] == r.KIND_BACKWARD and s["backward"]:
+                    iv = s["interval"]
+                    if iv is None:
+                        iv = _interval_at(changes, s["t"])
+                    if iv == r.KIND_BACKWARD and s["backward"]:
                         totals["compliance_s"] += 1
                 if s["t"] + 1000 > t:
                     t = s["t"] + 1000

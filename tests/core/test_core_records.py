@@ -363,6 +363,123 @@ def test_an_hour_of_walking_fits_the_budget():
     assert len(secs) == 3600 and sum(s["forward"] + s["backward"] for s in secs) == 6000
 
 
+# -- WINDOW: the firmware's 2 s record ------------------------------------------------
+
+
+def test_golden_window():
+    # Seconds at 10000 (1 fwd + 1 bwd, 104 steps/min, roll range 4.8 deg, RMS roll rate
+    # 13.0 deg/s -> 26 x 0.5) and 11000 (2 fwd, 110 steps/min, range and rate beyond
+    # a byte: saturated); steps at 14000 (fwd: 4000 ms after t = a00f) and 14550 (bwd:
+    # 0x8000 | 550 = 2682). Payload 5 + 2 x 4 + 2 x 2 = 17 = 0x11.
+    body = bytes.fromhex("0911" "10270000" "02" "11" "68" "30" "1a" "02" "6e" "ff" "ff"
+                         "a00f" "2682")  # fmt: skip
+    want = bytes.fromhex("a55a") + body + ref_crc32(body).to_bytes(4, "little")
+    e = r.Encoder()
+    assert e.window_second(10000, 1, 1, 104, 48, 130) is None
+    assert e.window_second(11000, 2, 0, 110, 300, 1300) is None
+    assert e.window_step(14000, 1) is None
+    assert e.window_step(14550, -1) is None
+    assert bytes(e.flush_window()) == want
+    assert e.flush_window() is None
+    (kind, f), = r.decode(want)
+    assert kind == r.WINDOW and f["t"] == 10000
+    assert f["steps"] == [(14000, 1), (14550, -1)]
+    assert [(x["t"], x["forward"], x["backward"], x["cadence"], x["roll_range"],
+             x["roll_rate_rms"], x["walking"]) for x in f["seconds"]] == [
+        (10000, 1, 1, 1040, 48, 130, True), (11000, 2, 0, 1100, 255, 1275, True)]  # fmt: skip
+    assert r.steps_of(r.decode(want)) == f["steps"]
+    assert r.seconds_of(r.decode(want)) == f["seconds"]
+
+
+def test_window_with_steps_only_and_with_seconds_only():
+    e = r.Encoder()
+    assert e.window_step(7300, -1) is None
+    assert e.window_step(7900, 1) is None
+    (k, f), = r.decode(bytes(e.flush_window()))
+    assert f["t"] == 7300 and f["seconds"] == [] and f["steps"] == [(7300, -1), (7900, 1)]
+    assert e.window_second(3000, 0, 0, 0, 12, 20) is None
+    (k, f), = r.decode(bytes(e.flush_window()))
+    assert f["steps"] == [] and len(f["seconds"]) == 1
+    assert f["seconds"][0]["walking"] is False and f["seconds"][0]["cadence"] == 0
+    # steps first, then a second that starts before them: one record, from the second
+    assert e.window_step(9100, 1) is None
+    assert e.window_second(8000, 1, 0, 100, 10, 10) is None
+    (k, f), = r.decode(bytes(e.flush_window()))
+    assert f["t"] == 8000 and f["steps"] == [(9100, 1)] and len(f["seconds"]) == 1
+
+
+def test_window_closes_early_when_an_item_cannot_join():
+    e = r.Encoder()
+    got = _frames([e.window_second(20000, 1, 0, 100, 10, 10)])
+    got += _frames([e.window_second(25000, 1, 0, 100, 10, 10)])  # not consecutive
+    assert len(got) == 1
+    got += _frames([e.window_step(24000, 1)])  # before the pending second's start
+    assert len(got) == 2
+    got += _frames([e.window_step(24000 + 40000, 1)])  # a pause beyond 32.767 s
+    got += _frames([e.flush_window()])
+    recs = r.decode(b"".join(got))
+    assert [f["t"] for _, f in recs] == [20000, 25000, 24000, 64000]
+    assert r.steps_of(recs) == [(24000, 1), (64000, 1)]
+    assert [x["t"] for x in r.seconds_of(recs)] == [20000, 25000]
+    # full records: 15 seconds, 40 steps
+    out = _frames(e.window_second(1000 * i, 1, 0, 90, 5, 5) for i in range(16))
+    assert len(out) == 1 and len(r.decode(out[0])[0][1]["seconds"]) == 15
+    e.flush_window()
+    out = _frames(e.window_step(500 * i, 1) for i in range(41))
+    assert len(out) == 1 and len(r.decode(out[0])[0][1]["steps"]) == 40
+
+
+def synthetic_hour_windows():
+    """An hour of walking as the firmware writes it: the synthetic_hour walk, with a
+    WINDOW every 2 s holding the steps since the last one and the seconds that became
+    final (5 s after they end), so a power cut loses at most about 2 s."""
+    e = r.Encoder()
+    out = [bytes(e.header(1, 0, 52000, 1000, 0, 1, 0x89ABCDEF, "0.1.0"))]
+    t_step = 300
+    per_second = []
+    for s in range(3600):
+        kind = r.KIND_BACKWARD if s % 360 >= 300 else r.KIND_FORWARD
+        if s % 360 in (0, 300):
+            out.append(bytes(e.interval(1000 * s, kind, 0 if s % 360 == 0 else 1, s // 360)))
+        fwd = bwd = 0
+        while t_step < 1000 * (s + 1):
+            out.extend(_frames([e.window_step(t_step, -1 if kind == r.KIND_BACKWARD else 1)]))
+            if kind == r.KIND_BACKWARD:
+                bwd += 1
+            else:
+                fwd += 1
+            t_step += 600
+        per_second.append((fwd, bwd))
+        if s % 120 == 60:
+            out.append(bytes(e.sway_alert(1000 * s + 400, 1, 112)))
+        if s >= 6:  # second s - 6 ended 5 s ago: final
+            f, b = per_second[s - 6]
+            out.extend(_frames([e.window_second(1000 * (s - 6), f, b, 100, 55, 140)]))
+        if s % 2 == 1:
+            out.extend(_frames([e.flush_window()]))
+    for k in range(3594, 3600):
+        f, b = per_second[k]
+        out.extend(_frames([e.window_second(1000 * k, f, b, 100, 55, 140)]))
+    out.extend(_frames([e.flush_window()]))
+    out.append(bytes(e.end(3600000, 5000, 1000, 30, 3600, 600, r.END_BUTTON)))
+    return b"".join(out)
+
+
+def test_an_hour_of_walking_in_windows_fits_the_budget():
+    log = synthetic_hour_windows()
+    # 1800 WINDOWs of 13 bytes + 4 per second + 2 per step (the last one holds the 6
+    # final seconds), plus header, alerts, intervals and END as in synthetic_hour
+    assert len(log) == 35 + 1801 * 13 + 3600 * 4 + 6000 * 2 + 30 * 15 + 20 * 15 + 31
+    assert len(log) < 60000
+    rep = r.decode_report(log)
+    assert rep["ended_cleanly"] and rep["skipped_bytes"] == rep["torn_bytes"] == 0
+    steps = r.steps_of(rep["records"])
+    assert len(steps) == 6000 and sum(1 for _, d in steps if d < 0) == 1000
+    secs = r.seconds_of(rep["records"])
+    assert [x["t"] for x in secs] == [1000 * k for k in range(3600)]
+    assert sum(x["forward"] + x["backward"] for x in secs) == 6000
+
+
 # -- allocation (MicroPython) --------------------------------------------------------
 
 
@@ -418,6 +535,47 @@ def test_mp_encoding_allocates_nothing():
     after = gc.mem_alloc()
     gc.enable()
     assert after - before == 0, ("singles", after - before, sys.implementation.name)
+
+
+def _walk_windows(e, seconds, t0, stats):
+    """The firmware's write path: 2 steps/s, a final second per second, a WINDOW every
+    2 s (the shape of ``_walk``, for the WINDOW record)."""
+    for s in range(t0, t0 + seconds):
+        t = 1000 * s
+        v = e.window_step(t + 100, 1)
+        if v is not None:
+            stats[0] += len(v)
+            stats[1] += 1
+        v = e.window_step(t + 600, -1)
+        if v is not None:
+            stats[0] += len(v)
+            stats[1] += 1
+        v = e.window_second(t - 6000, 1, 1, 120, 48, 130)
+        if v is not None:
+            stats[0] += len(v)
+            stats[1] += 1
+        if s % 2:
+            v = e.flush_window()
+            if v is not None:
+                stats[0] += len(v)
+                stats[1] += 1
+
+
+def test_mp_window_encoding_allocates_nothing():
+    if not hasattr(gc, "mem_alloc"):
+        raise RuntimeError("skip: needs MicroPython gc.mem_alloc")
+    e = r.Encoder()
+    stats = array("i", [0, 0])
+    _walk_windows(e, 30, 10, stats)  # warm up
+    stats[0] = stats[1] = 0
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    _walk_windows(e, 10000, 40, stats)  # 5000 WINDOWs: 2 seconds + 4 steps each
+    after = gc.mem_alloc()
+    gc.enable()
+    assert stats[1] == 5000 and stats[0] == 5000 * (13 + 8 + 8), list(stats)
+    assert after - before == 0, (after - before, sys.implementation.name)
 
 
 def _singles(e, n, stats):

@@ -566,6 +566,22 @@ def test_recover_reads_long_sessions_in_windows():
         fl.close()
 
 
+def test_totals_of_window_records_take_the_interval_from_interval_records():
+    from retrostep_device.storage import session_totals
+
+    e = r.Encoder()
+    frames = [bytes(e.interval(0, r.KIND_FORWARD, 0, 0))]
+    frames.append(bytes(e.interval(3000, r.KIND_BACKWARD, 1, 0)))
+    for k in range(6):  # seconds 0..5: 1 forward step each, then backward from 3 s
+        fwd = 1 if k < 3 else 0
+        frames += [bytes(f) for f in [e.window_step(1000 * k + 500, 1 if fwd else -1)] if f]
+        frames += [bytes(f) for f in [e.window_second(1000 * k, fwd, 1 - fwd, 60, 40, 100)] if f]
+    frames.append(bytes(e.flush_window()))
+    tot = session_totals(r.decode(b"".join(frames)))
+    assert (tot["forward"], tot["backward"], tot["walking_s"]) == (3, 3, 6)
+    assert tot["compliance_s"] == 3 and tot["t"] == 6000
+
+
 # -- errors never reach the walking loop -------------------------------------------------
 
 

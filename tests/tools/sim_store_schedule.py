@@ -4,7 +4,8 @@ when (board ms since boot) the app hands each frame to the session store.
 Usage: micropython sim_store_schedule.py --samples F --fs HZ --image F [--speed N] ...
 (the sim board's own arguments). Extra lines: ``O t0`` when a session opens (its
 start, ms since boot), ``B t`` at ``begin`` (HEADER committed),
-``A t n`` per ``append`` (one frame, n bytes), ``E t`` at ``end`` (END). Used by
+``A t n`` per ``append`` (one frame, n bytes), ``S t rel`` per step the pipeline
+releases to the app (``rel``: its contact time, session ms), ``E t`` at ``end`` (END). Used by
 tests/test_sim_power_cut.py for the reference run only; the runs it kills are plain
 ``main.py``.
 """
@@ -21,6 +22,7 @@ _append = storage.SessionStore.append
 _begin = storage.SessionStore.begin
 _end = storage.SessionStore.end
 _open = app.App.open
+_step = app.App.step
 
 
 def _now():
@@ -48,6 +50,11 @@ def open_(self, ms):
     return _open(self, ms)
 
 
+def step(self, ms, direction):
+    sys.stdout.write(f"S {_now()} {self.rel(ms)}\n")
+    return _step(self, ms, direction)
+
+
 def end(self, fields=None):
     sys.stdout.write(f"E {_now()}\n")
     return _end(self, fields)
@@ -58,4 +65,5 @@ storage.SessionStore.append = append
 storage.SessionStore.begin = begin
 storage.SessionStore.end = end
 app.App.open = open_
+app.App.step = step
 main.main()
