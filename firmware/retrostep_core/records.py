@@ -97,7 +97,7 @@ of a layout or of a field's meaning bumps it. A reader that meets a HEADER of an
 version does not guess: it skips that session's records.
 
 Writing allocates nothing per record: :class:`Encoder` owns one frame buffer and one
-view of it per frame length it can produce, computes the CRC in 16-bit halves (no
+view of it per frame length it has produced (made the first time), computes the CRC in 16-bit halves (no
 slicing, no big integers on a 31-bit port) and returns the view. Reading
 (:func:`decode`, :func:`decode_report`) may allocate; it is for the host and for
 recovery after a power cut.
@@ -280,20 +280,11 @@ class Encoder:
         mv = memoryview(self.buf)
         self._mv = mv
         # One view per frame length this encoder emits: slicing a memoryview allocates.
+        # The fixed sizes now; batch lengths the first time each occurs (an encoder that
+        # writes only some record families holds only their views).
         views = {}
         for n in (STEP_PAYLOAD, NOTE_PAYLOAD, END_PAYLOAD):
             views[n + OVERHEAD] = mv[: n + OVERHEAD]
-        for k in range(1, steps_batch + 1):
-            n = 4 + STEP_ENTRY * k + OVERHEAD
-            views[n] = mv[:n]
-        for k in range(1, seconds_batch + 1):
-            n = 4 + SECOND_ENTRY * k + OVERHEAD
-            views[n] = mv[:n]
-        for k in range(WINDOW_SECONDS_MAX + 1):
-            for j in range(WINDOW_STEPS_MAX + 1):
-                n = WINDOW_FIXED + WINDOW_SECOND * k + STEP_ENTRY * j + OVERHEAD
-                if n not in views:
-                    views[n] = mv[:n]
         self._views = views
         self._steps = bytearray(STEP_ENTRY * steps_batch)  # pending STEPS entries
         self._seconds = bytearray(SECOND_ENTRY * seconds_batch)  # pending SECONDS entries
@@ -323,7 +314,7 @@ class Encoder:
         crc32_into(buf, 2, 4 + length, 4 + length)
         n = length + OVERHEAD
         v = self._views.get(n)
-        if v is None:  # only HEADER lengths: cached, so a new session reuses it
+        if v is None:  # the first frame of this length: made once, then reused
             v = self._mv[:n]
             self._views[n] = v
         return v
