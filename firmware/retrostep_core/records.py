@@ -97,8 +97,8 @@ of a layout or of a field's meaning bumps it. A reader that meets a HEADER of an
 version does not guess: it skips that session's records.
 
 Writing allocates nothing per record: :class:`Encoder` owns one frame buffer and one
-view of it per frame length it has produced (made the first time), computes the CRC in 16-bit halves (no
-slicing, no big integers on a 31-bit port) and returns the view. Reading
+view of it per frame length it has produced (made the first time), computes the CRC in
+16-bit halves (no slicing, no big integers on a 31-bit port) and returns the view. Reading
 (:func:`decode`, :func:`decode_report`) may allocate; it is for the host and for
 recovery after a power cut.
 """
