@@ -4,14 +4,19 @@ Same interface as :mod:`board_esp32`, so the app cannot tell them apart:
 
 * IMU: replays an int32 sample file (6 ints per sample: mm/s^2 and mrad/s, FLU, the
   ``.i32`` files ``retrostep.runtime.micropython_port`` writes) in FIFO-like batches;
-  ``speed`` 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+  ``speed`` 1 = real time, 10 = ten times faster, 0 = as fast as possible. Without a
+  sample file the IMU is a still, upright wearer (gravity on +z, a few mm/s^2 and
+  mrad/s of deterministic noise) for ever, at ``fs_hz`` (default 52 Hz).
 * clock: simulated milliseconds, driven by the samples consumed (time is sample count).
 * motor: every change of duty is printed at once as an ``M t_ms duty`` line (streamed,
   not kept: a long run must not grow the heap).
 * button: a script of press times (ms); battery: a stepwise ``(t_ms, mV)`` curve.
 * flash: a LittleFS image in a file (``FileBlockDevice`` + ``vfs.VfsLfs2``) mounted at
   ``/flash``; a blank image is formatted, any other image that does not mount is an
-  error (a corrupt image is never silently wiped).
+  error (a corrupt image is never silently wiped). With ``mounted`` the flash is
+  already mounted there (the virtual board mounts its image at ``/``, as the ESP32's
+  flash is its root filesystem): the board neither mounts nor unmounts it, and
+  ``fs_root`` follows (``""`` for ``/``).
 * power: state changes printed at once as ``P t_ms state`` lines: ``active``,
   ``light`` (between batches) and ``deep`` (after the idle timeout).
 * heap (diagnostic, sim only): with ``heap_ms`` (``--heap-every MS``), every ``heap_ms``
@@ -37,6 +42,8 @@ from .blockdev import DEFAULT_BLOCK_COUNT, DEFAULT_BLOCK_SIZE, FileBlockDevice
 
 FLASH = "/flash"
 BATCH = 26  # samples per FIFO batch (0.5 s at 52 Hz, like the real watermark)
+STILL_HZ = 52  # the still IMU's default rate (the ESP32 board's)
+G_MM = 9807  # gravity, mm/s^2
 
 
 class SimError(Exception):
@@ -49,8 +56,11 @@ class Board:
 
     def __init__(self, samples, fs_hz, image, speed=0, buttons=(), battery=((0, 4000),),
                  batch=BATCH, block_count=DEFAULT_BLOCK_COUNT, config=None,
-                 fault_ms=None, heap_ms=None):  # fmt: skip
-        self.samples_path = samples
+                 fault_ms=None, heap_ms=None, mounted=None):  # fmt: skip
+        self.samples_path = samples  # None: the still IMU
+        self.mounted = mounted  # the flash is already mounted here (None: mount image)
+        if mounted is not None:
+            self.fs_root = "" if mounted == "/" else mounted.rstrip("/")
         self.fs_mhz = int(fs_hz * 1000 + 0.5)
         self.image = image
         self.speed = speed
@@ -71,15 +81,29 @@ class Board:
         self._f = None
         self._bd = None
         self._pressed = 0  # button presses delivered
+        self._noise = 1  # the still IMU's noise generator state
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self):
-        """Open the sample file and mount the flash."""
-        try:
-            self._f = open(self.samples_path, "rb")
-        except OSError:
-            raise SimError("cannot open samples %s" % self.samples_path) from None
+        """Open the sample file and mount the flash (unless it is mounted already)."""
+        if self.samples_path is not None:
+            try:
+                self._f = open(self.samples_path, "rb")
+            except OSError:
+                raise SimError("cannot open samples %s" % self.samples_path) from None
+        if self.mounted is None:
+            self._mount()
+        if self.heap_ms:
+            self.heap_line()
+        if self.config is not None:  # as if the host had written it over BLE
+            with open(self.config, "rb") as src:
+                data = src.read()
+            with open(self.fs_root + "/config.bin", "wb") as dst:
+                dst.write(data)
+        self.set_power("active")
+
+    def _mount(self):
         bd = FileBlockDevice(self.image, DEFAULT_BLOCK_SIZE, self.block_count)
         self._bd = bd
         # The stubs type block devices as an abstract class; ours follows the protocol.
@@ -91,14 +115,6 @@ class Board:
             vfs.VfsLfs2.mkfs(bd)  # type: ignore[arg-type]
             fs = vfs.VfsLfs2(bd)  # type: ignore[abstract, arg-type]
         vfs.mount(fs, FLASH)
-        if self.heap_ms:
-            self.heap_line()
-        if self.config is not None:  # as if the host had written it over BLE
-            with open(self.config, "rb") as src:
-                data = src.read()
-            with open(FLASH + "/config.bin", "wb") as dst:
-                dst.write(data)
-        self.set_power("active")
 
     def _blank(self, bd):
         buf = bytearray(DEFAULT_BLOCK_SIZE)
@@ -111,10 +127,11 @@ class Board:
 
     def stop(self):
         self.motor(0)
-        try:
-            vfs.umount(FLASH)
-        except OSError:
-            pass
+        if self.mounted is None:
+            try:
+                vfs.umount(FLASH)
+            except OSError:
+                pass
         if self._bd is not None:
             self._bd.close()
         if self._f is not None:
@@ -144,12 +161,32 @@ class Board:
             await asyncio.sleep_ms(0)  # let the other tasks run between batches
         self.set_power("active")
         want = self.batch if len(buf) >= 6 * self.batch else len(buf) // 6
-        mv = memoryview(buf)
-        got = self._f.readinto(mv[: 6 * want]) if self._f is not None else 0
-        n = (got or 0) // 24
+        if self.samples_path is None:
+            n = self._still(buf, want)
+        else:
+            mv = memoryview(buf)
+            got = self._f.readinto(mv[: 6 * want]) if self._f is not None else 0
+            n = (got or 0) // 24
         self.consumed += n
         if self.heap_ms:
             self._heap_check()
+        return n
+
+    def _still(self, buf, n):
+        """``n`` samples of a still, upright wearer: gravity on +z, noise of +-10 mm/s^2
+        and +-2 mrad/s from a small LCG (deterministic, small ints: no allocation)."""
+        s = self._noise
+        k = 0
+        end = 6 * n
+        while k < end:
+            s = (s * 75 + 74) % 65537
+            j = k % 6
+            if j < 3:
+                buf[k] = (G_MM if j == 2 else 0) + s % 21 - 10
+            else:
+                buf[k] = s % 5 - 2
+            k += 1
+        self._noise = s
         return n
 
     def _heap_check(self):
@@ -224,10 +261,14 @@ class Board:
 
 
 def from_args(argv):
-    """A board from ``--samples F --fs HZ --image F [--speed N] [--config F]
-    [--fault MS] [--heap-every MS] [--button MS]... [--battery MS:MV]...``."""
-    opts = {"samples": None, "fs": None, "image": None, "speed": "0", "config": None,
-            "fault": None, "heap-every": None}  # fmt: skip
+    """A board from ``[--samples F --fs HZ] (--image F | --mounted DIR) [--speed N]
+    [--config F] [--fault MS] [--heap-every MS] [--button MS]... [--battery MS:MV]...``.
+
+    No ``--samples``: the still IMU at ``--fs`` (default 52 Hz), ``--speed`` default 1
+    (with samples: 0). ``--mounted DIR``: the flash filesystem is already mounted at DIR
+    (``/`` on the virtual board) instead of an ``--image`` to mount at ``/flash``."""
+    opts = {"samples": None, "fs": None, "image": None, "speed": None, "config": None,
+            "fault": None, "heap-every": None, "mounted": None}  # fmt: skip
     buttons = []
     battery = []
     i = 0
@@ -247,10 +288,17 @@ def from_args(argv):
         else:
             raise SimError("unknown sim board option --%s" % k)
         i += 2
-    if opts["samples"] is None or opts["fs"] is None or opts["image"] is None:
-        raise SimError("sim board needs --samples, --fs and --image")
+    samples = opts["samples"]
+    if samples is not None and opts["fs"] is None:
+        raise SimError("sim board needs --fs with --samples")
+    if (opts["image"] is None) == (opts["mounted"] is None):
+        raise SimError("sim board needs --image or --mounted (one of them)")
+    fs = float(opts["fs"] or STILL_HZ)
+    speed = float(opts["speed"] or 0) if opts["speed"] is not None else (
+        0.0 if samples is not None else 1.0)  # fmt: skip
     heap = opts["heap-every"]
-    return Board(opts["samples"], float(opts["fs"] or 0), opts["image"], float(opts["speed"] or 0),
+    return Board(samples, fs, opts["image"], speed,
                  buttons, battery or [(0, 4000)], config=opts["config"],
                  fault_ms=None if opts["fault"] is None else int(opts["fault"]),
-                 heap_ms=None if heap is None else int(heap))  # fmt: skip
+                 heap_ms=None if heap is None else int(heap),
+                 mounted=opts["mounted"])  # fmt: skip

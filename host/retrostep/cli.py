@@ -30,8 +30,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="retrostep")
-def main() -> None:
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Session store file. Default: $RETROSTEP_DB, else sessions.sqlite3 in "
+                   "the user data directory.")  # fmt: skip
+@click.pass_context
+def main(ctx: click.Context, db_path: str | None) -> None:
     """Companion tool for the retrostep backward-walking trainer."""
+    ctx.ensure_object(dict)["db"] = db_path  # read by the session store commands
 
 
 @main.command()
@@ -283,6 +288,102 @@ def sim_logs(image, as_json):
             f"steps, {s['sway_alerts']} sway alert(s), {s['duration_s']:.1f} s, "
             f"{len(s['records'])} records, ended: {s['end_reason']}"
         )
+
+
+@sim.command("board")
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False),
+    help="LittleFS flash image, the board's whole filesystem (created blank if missing, "
+    "kept). Default: a temporary image, deleted at exit.",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False),
+    help="Trace (format v1) the IMU replays. Default: a still, upright wearer.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="IMU speed, times real time; 0 = as fast as possible (with --trace).",
+)
+@click.option(
+    "--link",
+    type=click.Path(dir_okay=False),
+    help="Also make this symlink to the port (removed at exit).",
+)
+def sim_board(image, trace_path, speed, link):
+    """A virtual board on a pseudo-terminal, for mpremote and serial terminals.
+
+    The MicroPython unix port runs behind the port with the image mounted at / and
+    behaves like a board on the wire: REPL, raw REPL, Ctrl-C, soft reset (Ctrl-D),
+    hard reset (machine.reset()); /boot.py and /main.py run at boot. main.py gets the
+    sim board's arguments in sys.argv; the trace's samples are at /host/imu.i32.
+
+    The first line printed is the port's path. It runs until interrupted (Ctrl-C,
+    SIGTERM), then stops the board and exits:
+
+    \b
+      retrostep sim board --link /tmp/board &
+      mpremote connect /tmp/board cp main.py : + reset
+    """
+    from .virtual_board import VirtualBoard, serve
+
+    board = VirtualBoard(image, trace=trace_path, speed=speed, link=link)
+
+    def announce(port: str) -> None:
+        click.echo(port)
+        sys.stdout.flush()
+        where = f"image {image}" if image else "a temporary image"
+        click.echo(f"virtual board on {port} ({where}); Ctrl-C stops it", err=True)
+
+    serve(board, announce)
+
+
+# --------------------------------------------------------------------------- flash
+
+
+@main.command()
+@click.option("--port", help="The board's serial port. Default: the one USB board connected.")
+@click.option("--sim", is_flag=True,
+              help="Flash a virtual board (as `retrostep sim board` runs) started for this.")
+@click.option("--image", type=click.Path(dir_okay=False),
+              help="With --sim: its flash image. Default: one kept in the user data directory.")
+@click.option("--dry-run", is_flag=True, help="Probe, build and show what would change; change "
+              "nothing.")
+@click.option("--full", is_flag=True,
+              help="Send every file, even those the board has (still staged and verified).")
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False, exists=True),
+              help="Firmware tree to install. Default: the one installed with this tool.")
+@click.option("--timeout", "start_timeout", type=click.FloatRange(1), default=30.0,
+              show_default=True, metavar="S",
+              help="Seconds the new version has to start healthily.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the steps and the board's console.")
+def flash(port, sim, image, dry_run, full, firmware_dir, start_timeout, verbose):
+    """Install the firmware on a MicroPython board over USB serial (docs/flashing.md).
+
+    Compiles the app with mpy-cross for the board's .mpy ABI, copies only what changed
+    into the inactive slot, verifies every file's SHA-256 on the board, switches
+    atomically (the previous version is kept), restarts the board and checks the new
+    version starts; if it does not, the board rolls back and this exits non-zero. The
+    first flash gives the device a name and a secret key (kept in the user config
+    directory, mode 0600).
+    """
+    from .flash.command import run
+
+    for line in run(port, sim, image, dry_run, full, firmware_dir, start_timeout, verbose):
+        click.echo(line)
+
+
+# --------------------------------------------------------------------------- session store
+# sessions, show, progress, report, export, db: host/retrostep/companion_cli.py
+
+from .companion_cli import register as _register_companion  # noqa: E402
+
+_register_companion(main)
 
 
 if __name__ == "__main__":
