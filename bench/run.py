@@ -10,6 +10,12 @@
 3. Cost per sample in the unix port and in CPython, bytes allocated per sample, state size.
 4. The device on the sim board (bench/device.py): log bytes per hour of walking, CPU and
    heap of the firmware in the unix port, battery estimates quoted from hardware/power.md.
+5. Flashing the virtual board (retrostep.flash.bench): full and incremental flash, bytes
+   sent and wall time, compiled size versus source.
+6. BLE sync (bench/sync_model.py): ATT packets and bytes on air per synced hour of
+   walking at MTU 23 / 185 / 247, and a documented sync-time model.
+7. The companion (bench/store_bench.py): `sessions`, `progress` and `report` on a store of
+   1,000 sessions, and the store's size per session.
 """
 
 from __future__ import annotations
@@ -315,6 +321,21 @@ def main(argv: list[str] | None = None) -> int:
 
     device_lines = device_section()
 
+    print("flashing the virtual board ...", file=sys.stderr)
+    from retrostep.flash.bench import flash_section
+
+    flash_lines = flash_section()
+
+    print("modelling a BLE sync of an hour of walking ...", file=sys.stderr)
+    from bench.sync_model import sync_section
+
+    sync_lines = sync_section()
+
+    print("timing the companion on a store of 1,000 sessions ...", file=sys.stderr)
+    from bench.store_bench import store_section
+
+    store_lines = store_section()
+
     lines = [
         "# Benchmarks",
         "",
@@ -349,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += real_lines
     lines += cost_lines
     lines += device_lines
+    lines += [""] + flash_lines + [""] + sync_lines + [""] + store_lines
     text = "\n".join(lines).replace("{RUNTIME}", f"{time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -270,7 +270,7 @@ def _session_lines(stdout: str) -> list[str]:
 
 def test_demo_on_cpython_then_micropython_prints_the_same_sessions(tmp_path):
     out = tmp_path / "demo"
-    result = _invoke("demo", "--out", out, "--runtime", "cpython")
+    result = _invoke("demo", "engine", "--out", out, "--runtime", "cpython")
     assert result.exit_code == 0, result.stderr
     assert "\x1b[" not in result.stdout  # not a terminal: no colour codes
     names = [s.name for s in session_specs()]
@@ -284,7 +284,7 @@ def test_demo_on_cpython_then_micropython_prints_the_same_sessions(tmp_path):
     assert written == sorted([f"{n}.csv.gz" for n in names] + [f"{n}.truth.json" for n in names])
 
     proc = subprocess.run(
-        [str(RETROSTEP), "demo", "--out", str(out)],
+        [str(RETROSTEP), "demo", "engine", "--out", str(out)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -293,7 +293,8 @@ def test_demo_on_cpython_then_micropython_prints_the_same_sessions(tmp_path):
 
 
 def test_demo_runs_in_micropython_by_default(tmp_path):
-    result = _invoke("demo", "--out", tmp_path, env={"RETROSTEP_MICROPYTHON": "/nonexistent/mp"})
+    result = _invoke("demo", "engine", "--out", tmp_path,
+                     env={"RETROSTEP_MICROPYTHON": "/nonexistent/mp"})
     _assert_clean_failure(result, code=3)
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: cannot start /nonexistent/mp")
@@ -339,7 +340,7 @@ def test_too_slow_recording_is_refused_cleanly(tmp_path):
 
 
 def test_demo_replays_sessions_on_the_sim_board_with_matching_logs(tmp_path):
-    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    res = CliRunner().invoke(main, ["demo", "engine", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     pattern = re.compile(
         r"(\d+) forward / (\d+) backward steps, (\d+) sway alert\(s\), \d+ motor pulse\(s\) "

@@ -121,6 +121,9 @@ class App:
         self.log_root = log_root or root + LOG_DIR
         self.live = Live()
         self.done = False
+        # Something that needs the board awake (the BLE service: a central connected),
+        # a callable returning True while it does; None: nothing.
+        self.awake = None
 
     # -- setup -------------------------------------------------------------------------
 
@@ -355,7 +358,8 @@ class App:
         if now >= self.next_battery:
             self.battery(now)
         if self.sid is None:
-            if not self.sleeping and now - self.last_activity >= self.idle_ms:
+            if (not self.sleeping and now - self.last_activity >= self.idle_ms
+                    and not (self.awake is not None and self.awake())):  # fmt: skip
                 self.sleeping = True
                 self.live.state = "deep_sleep"
                 self.board.deep_sleep()

@@ -165,6 +165,10 @@ class BleService:
         if self.ble is not None:
             self.ble.active(False)
 
+    def connected(self):
+        """A central is connected (the app must not deep-sleep under it)."""
+        return self.conn is not None
+
     # -- IRQ: copy, queue, flag, return ----------------------------------------------------
 
     def _irq(self, event, data):
@@ -362,7 +366,8 @@ def start(app, board, bt=None, identity_path=None, firmware=None):
 
     ``bt``: the ``bluetooth`` module (imported here if None). The key and device id come
     from ``identity_path`` (default ``board.fs_root + "/device.json"``); without one
-    the device serves INFO only. The clock is set through ``board.set_wall_time(s)``
+    the device serves INFO only. While a central is connected the app does not
+    deep-sleep (``app.awake``). The clock is set through ``board.set_wall_time(s)``
     (seconds since 2000) if the board has it; the find-me buzz plays on the app's
     haptics."""
     if bt is None:
@@ -375,7 +380,9 @@ def start(app, board, bt=None, identity_path=None, firmware=None):
     server = SyncServer(app.store, app.live, conf.load, conf.save, key,
                         getattr(board, "set_wall_time", None), buzz.buzz, _random_bytes,
                         dev_id, firmware, MODEL, default_name=ident_name)  # fmt: skip
-    return BleService(bt, server, app.live, firmware).start()
+    service = BleService(bt, server, app.live, firmware).start()
+    app.awake = service.connected  # no deep sleep while a central is connected
+    return service
 
 
 async def serve(app, board, bt=None, identity_path=None, poll_ms=50):

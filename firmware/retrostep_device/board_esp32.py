@@ -30,6 +30,7 @@ DEBOUNCE_MS = 30
 WAKE_MOTION_MG = 120
 WDT_MS = 8000
 BATCH = 26
+WALL_VALID = 788918400  # 2025-01-01 in seconds since 2000: an RTC before it was never set
 LIGHT_SLEEP_MARGIN_MS = 60  # wake this long before the FIFO watermark is due
 
 
@@ -97,7 +98,15 @@ class Board:
         return self._elapsed
 
     def wall_time(self):
-        return 0  # the RTC is set by the host on sync; 0 = unknown until then
+        """Seconds since 2000-01-01 UTC from the RTC (the ESP32 port's epoch), 0 while it
+        has never been set (it counts from 2000 after a cold start)."""
+        t = time.time()
+        return t if t >= WALL_VALID else 0
+
+    def set_wall_time(self, seconds):
+        """Set the RTC (the host does on sync); it keeps counting through deep sleep."""
+        y, mo, d, h, mi, s, wd, _ = time.gmtime(seconds)
+        machine.RTC().datetime((y, mo, d, wd, h, mi, s, 0))
 
     # -- IMU ---------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class Board:
         self.block_count = block_count
         self.config = config  # a host file copied to /flash/config.bin at start
         self.fault_ms = fault_ms  # the motor driver fails once at this time (tests)
+        self.wall0 = None  # wall clock (s since 2000) at board time 0, None: never set
         self.consumed = 0  # samples delivered so far: the clock
         self.heap_ms = heap_ms  # heap report period (ms of sample time), None: off
         self._next_heap = heap_ms if heap_ms else 0
@@ -143,7 +144,14 @@ class Board:
         return self.consumed * 1000000 // self.fs_mhz
 
     def wall_time(self):
-        return 0  # seconds since 2000-01-01; unknown until the host sets it
+        """Seconds since 2000-01-01 UTC on the sample clock; 0 until set (``--wall`` or
+        :meth:`set_wall_time`, which the host's sync does)."""
+        if self.wall0 is None:
+            return 0
+        return self.wall0 + self.now_ms() // 1000
+
+    def set_wall_time(self, seconds):
+        self.wall0 = seconds - self.now_ms() // 1000
 
     # -- IMU ---------------------------------------------------------------------------
 
@@ -262,13 +270,14 @@ class Board:
 
 def from_args(argv):
     """A board from ``[--samples F --fs HZ] (--image F | --mounted DIR) [--speed N]
-    [--config F] [--fault MS] [--heap-every MS] [--button MS]... [--battery MS:MV]...``.
+    [--config F] [--fault MS] [--heap-every MS] [--wall S] [--button MS]...
+    [--battery MS:MV]...``. ``--wall``: the wall clock at boot, seconds since 2000-01-01.
 
     No ``--samples``: the still IMU at ``--fs`` (default 52 Hz), ``--speed`` default 1
     (with samples: 0). ``--mounted DIR``: the flash filesystem is already mounted at DIR
     (``/`` on the virtual board) instead of an ``--image`` to mount at ``/flash``."""
     opts = {"samples": None, "fs": None, "image": None, "speed": None, "config": None,
-            "fault": None, "heap-every": None, "mounted": None}  # fmt: skip
+            "fault": None, "heap-every": None, "mounted": None, "wall": None}  # fmt: skip
     buttons = []
     battery = []
     i = 0
@@ -297,8 +306,11 @@ def from_args(argv):
     speed = float(opts["speed"] or 0) if opts["speed"] is not None else (
         0.0 if samples is not None else 1.0)  # fmt: skip
     heap = opts["heap-every"]
-    return Board(samples, fs, opts["image"], speed,
-                 buttons, battery or [(0, 4000)], config=opts["config"],
-                 fault_ms=None if opts["fault"] is None else int(opts["fault"]),
-                 heap_ms=None if heap is None else int(heap),
-                 mounted=opts["mounted"])  # fmt: skip
+    board = Board(samples, fs, opts["image"], speed,
+                  buttons, battery or [(0, 4000)], config=opts["config"],
+                  fault_ms=None if opts["fault"] is None else int(opts["fault"]),
+                  heap_ms=None if heap is None else int(heap),
+                  mounted=opts["mounted"])  # fmt: skip
+    if opts["wall"] is not None:  # the wall clock at boot (as if synced earlier)
+        board.wall0 = int(opts["wall"])
+    return board

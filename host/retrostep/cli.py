@@ -195,7 +195,40 @@ def synth(out_dir, cases, list_only):
 # --------------------------------------------------------------------------- demo
 
 
-@main.command()
+@main.group(invoke_without_command=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/week",
+              show_default=True, help="Where the demo's image, store and report go.")
+@click.option("--scan", "scan_s", type=click.FloatRange(0.5), default=2.0, show_default=True,
+              metavar="S", help="How long the sync listens for the device.")
+@click.pass_context
+def demo(ctx, out_dir, scan_s):
+    """A week of training from device to report, all on simulated hardware.
+
+    Installs the firmware on a blank virtual board (`retrostep flash`), records six days
+    of synthesized interval walks with the firmware on the sim board, boots the device
+    with its simulated radio, syncs it into a new session store over BLE (`retrostep
+    sync`), then prints the sessions and the weekly progress and writes an HTML report.
+    Everything (image, keys, store, report) stays in --out.
+
+    `retrostep demo engine` is the gait engine's own demo (accuracy against ground truth).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .companion_cli import progress_cmd, sessions_cmd
+    from .week_demo import DemoPaths, run
+
+    paths = DemoPaths(Path(out_dir))
+    res = run(paths, click.echo, scan_s=scan_s, progress_bars=sys.stderr.isatty())
+    ctx.ensure_object(dict)["db"] = str(paths.store)
+    click.echo("\n4. The sessions in the store (retrostep sessions):")
+    ctx.invoke(sessions_cmd, as_json=False, last=None, since=None, device_id=None)
+    click.echo("\n5. Progress (retrostep progress):")
+    ctx.invoke(progress_cmd, as_json=False, weeks=12)
+    click.echo(f"\nReport: {res['report']}")
+    click.echo(f"Try: retrostep --db {paths.store} show latest")
+
+
+@demo.command("engine")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/demo",
               show_default=True, help="Where the synthesized sessions are written.")
 @click.option(
@@ -205,7 +238,7 @@ def synth(out_dir, cases, list_only):
     show_default=True,
     help="Run the gait engine inside the MicroPython unix port (as on the device) or here.",
 )
-def demo(out_dir, runtime):
+def demo_engine(out_dir, runtime):
     """Synthesize three sessions, run the firmware gait engine on them, show the result.
 
     An interval program, a daily-life mix of an older adult and a seated session with
@@ -315,13 +348,21 @@ def sim_logs(image, as_json):
     type=click.Path(dir_okay=False),
     help="Also make this symlink to the port (removed at exit).",
 )
-def sim_board(image, trace_path, speed, link):
+@click.option("--no-radio", is_flag=True,
+              help="No simulated radio (by default `retrostep scan|sync|config --sim` in "
+                   "another terminal reach the board through it).")  # fmt: skip
+def sim_board(image, trace_path, speed, link, no_radio):
     """A virtual board on a pseudo-terminal, for mpremote and serial terminals.
 
     The MicroPython unix port runs behind the port with the image mounted at / and
     behaves like a board on the wire: REPL, raw REPL, Ctrl-C, soft reset (Ctrl-D),
     hard reset (machine.reset()); /boot.py and /main.py run at boot. main.py gets the
     sim board's arguments in sys.argv; the trace's samples are at /host/imu.i32.
+
+    The board has the simulated radio (docs/simulated-radio.md), published in
+    $RETROSTEP_SIM_RADIO (default: radio.json in the user runtime directory): the
+    firmware's BLE service advertises on it, and `retrostep scan --sim`,
+    `retrostep sync --sim` and `retrostep config ... --sim` reach it.
 
     The first line printed is the port's path. It runs until interrupted (Ctrl-C,
     SIGTERM), then stops the board and exits:
@@ -332,7 +373,7 @@ def sim_board(image, trace_path, speed, link):
     """
     from .virtual_board import VirtualBoard, serve
 
-    board = VirtualBoard(image, trace=trace_path, speed=speed, link=link)
+    board = VirtualBoard(image, trace=trace_path, speed=speed, link=link, radio=not no_radio)
 
     def announce(port: str) -> None:
         click.echo(port)
@@ -384,6 +425,13 @@ def flash(port, sim, image, dry_run, full, firmware_dir, start_timeout, verbose)
 from .companion_cli import register as _register_companion  # noqa: E402
 
 _register_companion(main)
+
+# --------------------------------------------------------------------------- BLE sync
+# scan, sync, config get|set: host/retrostep/sync_cli.py
+
+from .sync_cli import register as _register_sync  # noqa: E402
+
+_register_sync(main)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ def derive(raw: bytes) -> SessionStats:
         return round(sum(values) / len(values) * scale, 2) if values else None
 
     scheduled = 0
-    for a, b in zip(intervals, [*intervals[1:], None], strict=True):
+    for a, b in zip(intervals, [*intervals[1:], None][: len(intervals)], strict=True):
         if a["kind"] == r.KIND_BACKWARD:
             stop = min(b["t"], end_t) if b is not None else end_t
             scheduled += max(0, stop - a["t"])

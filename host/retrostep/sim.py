@@ -75,7 +75,7 @@ class SimRun:
 def run(
     trace_path: str, *, image: str | None = None, speed: float = 0.0,
     config: str | None = None, buttons: tuple[int, ...] = (), fault_ms: int | None = None,
-    heap: str | None = None, heap_every_ms: int | None = None,
+    heap: str | None = None, heap_every_ms: int | None = None, wall: int | None = None,
 ) -> SimRun:  # fmt: skip
     """Boot the firmware on the sim board with this trace; the image is kept if given.
 
@@ -101,6 +101,8 @@ def run(
             args += ["--fault", str(int(fault_ms))]
         if heap_every_ms is not None:
             args += ["--heap-every", str(int(heap_every_ms))]
+        if wall is not None:  # the device clock at boot, seconds since 2000-01-01 UTC
+            args += ["--wall", str(int(wall))]
         for b in buttons:
             args += ["--button", str(int(b))]
         out = _run_mp(args, "the simulated device", heap)

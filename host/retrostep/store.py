@@ -480,6 +480,16 @@ class Store:
             ).fetchone()
         return row[0] if row else 0
 
+    def device_raw(self, device_id: str, session_id: int) -> bytes | None:
+        """The stored bytes of this device's session, None if it has none (sync)."""
+        with self._sql():
+            row = self._db.execute(
+                "SELECT l.raw FROM logs l JOIN sessions s ON s.id = l.session JOIN devices d "
+                "ON d.id = s.device WHERE d.device_id = ? AND s.device_session = ?",
+                (device_id, session_id),
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
     def import_session(
         self, device_id: str, raw: bytes, *, synced_at: datetime | None = None,
         device_name: str | None = None,

@@ -29,6 +29,13 @@ in a background thread:
   Input is held back while the interpreter could not take a Ctrl-C safely (starting,
   mounting, between the end of main.py and the REPL) and delivered afterwards.
 
+With ``radio=True`` the board has the simulated radio (``docs/simulated-radio.md``): a
+:class:`~retrostep.radio.BackgroundSimRadio` started with the board and published (the
+runtime file) so that ``retrostep scan|sync|config --sim`` in another process find it;
+the interpreter imports its ``bluetooth`` stand-in at boot. The radio outlives every
+interpreter: a soft or hard reset is a new process taking over the peripheral, which
+drops the connected central and starts from a powered-off radio, as an ESP32 reset does.
+
 One interpreter owns the image at a time: the next one starts only after the previous
 one is gone. Output nobody reads is kept up to a bound, then dropped (a UART nobody
 listens to); everything sent on the wire is also kept (bounded) for :meth:`wait_for`.
@@ -89,12 +96,18 @@ class VirtualBoard:
     symlink to the port, made by :meth:`start` and removed by :meth:`stop`.
     ``main_args``: more sim board arguments for main.py (``--button MS`` ...).
     ``heap``: the unix port's heap size (``"256k"``); None: the port's default.
+    ``radio``: run the simulated radio (:attr:`radio` is then the
+    :class:`~retrostep.radio.SimRadio` while started); ``publish``: where it is published
+    (True: the default runtime file, or a path; False: not at all); ``radio_name``
+    seeds the board's Bluetooth address (default: from the image's file name, so a
+    board keeps its address across runs).
     """
 
     def __init__(
         self, image: str | os.PathLike | None = None, *, trace: str | os.PathLike | None = None,
         speed: float = 1.0, link: str | os.PathLike | None = None,
-        main_args: tuple[str, ...] = (), heap: str | None = None,
+        main_args: tuple[str, ...] = (), heap: str | None = None, radio: bool = False,
+        publish: bool | str | os.PathLike = True, radio_name: str | None = None,
     ) -> None:  # fmt: skip
         if speed < 0 or (trace is None and speed == 0):
             raise SimError("speed must be > 0 (0, as fast as possible, needs a trace)")
@@ -105,6 +118,12 @@ class VirtualBoard:
         self.link = Path(link).absolute() if link is not None else None
         self.main_args = tuple(main_args)
         self.heap = heap
+        self.use_radio = radio
+        self.publish = publish
+        self.radio_name = radio_name or (
+            f"board-{self._image.name}" if self._image is not None else "retrostep-sim")
+        self.radio = None  # the SimRadio while started (radio=True)
+        self._radio_owner = None  # its BackgroundSimRadio
         self.port: str | None = None
         self.host_dir: Path | None = None  # mounted at /host on the board
         self._tmp: Path | None = None
@@ -158,6 +177,8 @@ class VirtualBoard:
         self._clear()
         self._tmp = Path(tempfile.mkdtemp(prefix="retrostep-board-"))
         try:
+            if self.use_radio:
+                self._start_radio()
             self._prepare(exe, fw)
             self._master, self._slave = os.openpty()
             tty.setraw(self._slave)  # a USB CDC port: bytes as they are, no echo
@@ -191,6 +212,10 @@ class VirtualBoard:
             with contextlib.suppress(OSError):
                 if os.readlink(self.link) == self.port:
                     os.unlink(self.link)
+        if self._radio_owner is not None:  # after the interpreter: it powers off first
+            self._radio_owner.stop()
+            self._radio_owner = None
+            self.radio = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -288,6 +313,18 @@ class VirtualBoard:
         self._cmd = cmd
         self._args = args + list(self.main_args)
         self._env = dict(os.environ, MICROPYPATH=str(fw))
+        if self.radio is not None:  # RETROSTEP_RADIO, and the stand-in on MICROPYPATH
+            self._env.update(self.radio.mp_env(str(fw)))
+
+    def _start_radio(self) -> None:
+        from .radio import BackgroundSimRadio
+
+        publish = self.publish
+        if publish is not True and publish is not False:
+            publish = Path(publish)
+        owner = BackgroundSimRadio(name=self.radio_name, publish=publish)
+        self.radio = owner.start()
+        self._radio_owner = owner
 
     def _make_link(self) -> None:
         assert self.link is not None and self.port is not None

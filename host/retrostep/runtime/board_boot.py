@@ -8,6 +8,9 @@
 #   image, all 0xFF or all 0x00, is formatted first; any other image that does not mount
 #   is an error, never wiped); HOSTDIR (a host directory, e.g. the IMU samples) at
 #   "/host"; cwd "/", sys.path as on a board ("", ".frozen", "/lib");
+# * with the simulated radio (RETROSTEP_RADIO set, the `bluetooth` stand-in on
+#   MICROPYPATH) `bluetooth` is imported before the host's filesystem goes away, so it
+#   is there like the port's built-in module (it is never on the image);
 # * sys.argv becomes ["main.py", ARG...] (main.py hands sys.argv[1:] to the sim board);
 # * machine.reset() exists: a hard reset is the interpreter killed (SIGKILL, a power
 #   cut; the virtual board reboots it), as uncatchable as the real one;
@@ -136,6 +139,9 @@ def _boot():
         import os
 
         import machine
+
+        if os.getenv("RETROSTEP_RADIO"):
+            import bluetooth  # noqa: F401  (kept in sys.modules: the "built-in" module)
 
         why = _mount(image, host)
         if why is None:

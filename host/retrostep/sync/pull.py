@@ -19,14 +19,15 @@ dropped before the ACK arrived) is verified again and acknowledged. The open ses
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from retrostep_core import sync_protocol as sp
 
-from .errors import DeviceError, ProtocolError
-from .protocol_client import ProtocolClient
+from .errors import DeviceError, ProtocolError, SinkRefused
+from .protocol_client import ProtocolClient, SessionEntry
 
 
 class SessionSink(Protocol):
@@ -45,7 +46,8 @@ class SessionSink(Protocol):
         """Forget a partial copy that turned out wrong."""
 
     def finish(self, device_id: bytes, sid: int) -> None:
-        """The copy is whole and verified: keep it for good (before the ACK)."""
+        """The copy is whole and verified: keep it for good (before the ACK). Raises
+        :class:`SinkRefused` if it cannot: the session is then not acknowledged."""
 
     def finished(self, device_id: bytes, sid: int) -> bool:
         """Whether :meth:`finish` was called for this session."""
@@ -92,15 +94,19 @@ class PullReport:
     acked: list[int] = field(default_factory=list)
     recording: list[int] = field(default_factory=list)  # open on the device: partial
     mismatched: list[int] = field(default_factory=list)  # a copy that failed VERIFY
+    refused: list[tuple[int, str]] = field(default_factory=list)  # the sink would not keep
     clock: int | None = None  # device seconds set
 
 
 async def pull_sessions(client: ProtocolClient, key: bytes, sink: SessionSink,
                         now: datetime | float | None = None, set_clock: bool = True,
-                        report: PullReport | None = None) -> PullReport:  # fmt: skip
+                        report: PullReport | None = None,
+                        on_listed: Callable[[bytes, list[SessionEntry]], None] | None = None,
+                        ) -> PullReport:  # fmt: skip
     """Sync every session from the device behind ``client`` into ``sink``. ``report``
     (optional) is filled in as the sync goes, so a caller sees the progress of a sync
-    that ended in an exception."""
+    that ended in an exception. ``on_listed(device_id, sessions)``: called once the
+    device listed its sessions (e.g. to size a progress bar)."""
     rep = report if report is not None else PullReport()
     info = await client.info()
     dev = info.device_id
@@ -114,6 +120,8 @@ async def pull_sessions(client: ProtocolClient, key: bytes, sink: SessionSink,
                 raise
     sessions = await client.list_sessions()
     rep.listed = len(sessions)
+    if on_listed is not None:
+        on_listed(dev, sessions)
 
     def on_data(sid: int):
         def put(offset: int, data: bytes) -> None:
@@ -144,7 +152,11 @@ async def pull_sessions(client: ProtocolClient, key: bytes, sink: SessionSink,
                 break
             v = await client.verify(e.id)
             if v.size == sink.held(dev, e.id) and v.digest == sink.digest(dev, e.id):
-                sink.finish(dev, e.id)
+                try:
+                    sink.finish(dev, e.id)
+                except SinkRefused as refused:
+                    rep.refused.append((e.id, str(refused)))
+                    break
                 rep.finished.append(e.id)
                 await client.ack(e.id, v.digest)
                 rep.acked.append(e.id)
