@@ -53,6 +53,8 @@ _ETIMEDOUT = const(110)  # the controller did not come up
 
 _QUEUE_MAX = const(64)  # pending IRQ events; the reader waits when it is full
 _CALL_TIMEOUT_S = const(10)  # a bridge that does not answer is a dead radio
+_IPPROTO_TCP = const(6)  # Linux values; the unix port's socket module has no names for them
+_TCP_NODELAY = const(1)
 
 
 class UUID:
@@ -165,6 +167,9 @@ class BLE:
         ctl = ev = None
         try:
             ctl = socket.socket()
+            # No Nagle: an IRQ's ack (no reply) followed by the next call's request would
+            # wait for the bridge's delayed ACK, ~40 ms per central write.
+            ctl.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
             ctl.connect(addr)
             ctl.settimeout(_CALL_TIMEOUT_S)
             ctl.write(_w.encode({"op": _w.OP_HELLO, "v": _w.VERSION, "token": token}))
