@@ -138,6 +138,7 @@ async def _sync(store: Store, radio: Radio, device: str | None, timeout: float,
 
         try:
             await pull_sessions(pc, key, sink, report=out.report, on_listed=listed)
+            keys.remember_name(info.device_id, found.name)  # it proved it has our key
         finally:
             out.seconds = time.monotonic() - t0
         for sid in out.report.recording:
@@ -232,6 +233,7 @@ async def _config(radio: Radio, device: str | None, timeout: float, changes: dic
         info = await pc.info()
         name = info.name or found.name
         await pc.authenticate(keys.key_for(info.device_id, name))
+        keys.remember_name(info.device_id, found.name)
         conf = await pc.get_config()
         if changes is None:
             return name, conf
