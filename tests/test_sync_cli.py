@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,19 +40,7 @@ SCAN = ("--timeout", "1.5")
 
 def _raw_sessions(image: Path) -> dict[int, bytes]:
     """The session files on the image, byte for byte (the board must not be running)."""
-    out = sim._run_mp([str(_dump_script()), str(image)], "reading the image")
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "S":
-            got[int(parts[1])] = b"" if parts[2] == "-" else bytes.fromhex(parts[2])
-    return got
-
-
-def _dump_script() -> Path:
-    p = Path(tempfile.gettempdir()) / f"retrostep-dump-{os.getpid()}.py"
-    p.write_text(sim.DUMP)
-    return p
+    return dict(sim.read_session_files(image))
 
 
 @pytest.fixture(scope="module")

@@ -67,15 +67,7 @@ SEED = 20240611
 
 def _image_sessions(image: Path) -> dict[int, bytes]:
     """The session files on the image, byte for byte (the board must not be running)."""
-    script = image.with_name("dump.py")
-    script.write_text(sim.DUMP)
-    out = sim._run_mp([str(script), str(image)], "reading the image")
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "S":
-            got[int(parts[1])] = b"" if parts[2] == "-" else bytes.fromhex(parts[2])
-    return got
+    return dict(sim.read_session_files(image))
 
 
 @pytest.fixture

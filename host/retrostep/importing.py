@@ -8,8 +8,6 @@ way the device does (the host never mounts it itself), with the sim board's dump
 
 from __future__ import annotations
 
-import binascii
-import tempfile
 from pathlib import Path
 
 from retrostep_core import records as r
@@ -29,17 +27,7 @@ def image_logs(image: Path) -> list[tuple[int, bytes]]:
     """``(session id, bytes)`` of every session file of a flash image, by id."""
     from . import sim
 
-    with tempfile.TemporaryDirectory(prefix="retrostep-import-") as tmp:
-        script = Path(tmp) / "dump.py"
-        script.write_text(sim.DUMP)
-        out = sim._run_mp([str(script), str(image)], f"reading {image}")
-    logs = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "S" and parts[1].isdigit():
-            logs.append((int(parts[1]), b"" if parts[2] == "-" else binascii.unhexlify(parts[2])))
-    logs.sort()
-    return logs
+    return sim.read_session_files(image)
 
 
 def read_logs(paths: list[str] | tuple[str, ...]) -> list[tuple[str, bytes]]:

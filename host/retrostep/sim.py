@@ -153,8 +153,9 @@ for name in names:
 """
 
 
-def read_sessions(image: str) -> list[dict]:
-    """Decode every session file of a LittleFS image, oldest first."""
+def read_session_files(image: str | Path) -> list[tuple[int, bytes]]:
+    """``(session id, bytes)`` of every session file of a LittleFS image, by id, byte for
+    byte (a small MicroPython script dumps them: the host never mounts the image)."""
     p = Path(image)
     if not p.is_file():
         raise SimError(f"image not found: {image}")
@@ -164,14 +165,18 @@ def read_sessions(image: str) -> list[dict]:
         script = Path(tmp) / "dump.py"
         script.write_text(DUMP)
         out = _run_mp([str(script), str(p)], f"reading {image}")
-    sessions = []
+    files = []
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "S":
-            data = b"" if parts[2] == "-" else binascii.unhexlify(parts[2])
-            sessions.append(summarize(int(parts[1]), data))
-    sessions.sort(key=lambda s: s["id"])
-    return sessions
+        if len(parts) == 3 and parts[0] == "S" and parts[1].isdigit():
+            files.append((int(parts[1]), b"" if parts[2] == "-" else binascii.unhexlify(parts[2])))
+    files.sort()
+    return files
+
+
+def read_sessions(image: str) -> list[dict]:
+    """Decode every session file of a LittleFS image, oldest first."""
+    return [summarize(sid, data) for sid, data in read_session_files(image)]
 
 
 def summarize(sid: int, data: bytes) -> dict:
